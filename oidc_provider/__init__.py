@@ -1,0 +1,1 @@
+"""An OpenID Connect provider on top of django-oauth-toolkit."""

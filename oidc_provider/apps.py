@@ -1,0 +1,35 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
+
+
+def _record_auth_time(sender, request, user, **kwargs):
+    # auth_time and max_age need when this session really authenticated (OIDC Core 2).
+    import time
+
+    from .views.authorize import SESSION_AUTH_TIME
+
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_AUTH_TIME] = int(time.time())
+
+
+def _ensure_signing_key(sender, using="default", **kwargs):
+    from . import keys
+    from .models import SigningKey
+
+    if not SigningKey.objects.using(using).filter(status=SigningKey.ACTIVE).exists():
+        keys.ensure_active_key()
+
+
+class OIDCProviderConfig(AppConfig):
+    name = "oidc_provider"
+    verbose_name = _("OpenID Connect provider")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.contrib.auth.signals import user_logged_in
+
+        from . import checks  # noqa: F401  registers the system checks
+
+        user_logged_in.connect(_record_auth_time, dispatch_uid="oidc_provider.auth_time")
+        post_migrate.connect(_ensure_signing_key, sender=self, dispatch_uid="oidc_provider.signing_key")

@@ -1,0 +1,102 @@
+"""The provider's one settings object.
+
+A site configures the provider with one dict, ``OIDC_PROVIDER``; everything else reads
+``oidc_settings.NAME``. django-oauth-toolkit's own dict is derived from ours by
+:func:`dot_settings`, so the two can never disagree.
+"""
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+DEFAULTS = {
+    # The issuer exactly as it appears in `iss` (no trailing slash).
+    "ISSUER": None,
+    # Lifetimes, in seconds.
+    "AUTHORIZATION_CODE_TTL": 60,
+    "ACCESS_TOKEN_TTL": 3600,
+    "ID_TOKEN_TTL": 3600,
+    "REFRESH_TOKEN_TTL": 30 * 24 * 3600,
+    # Key for the digests of client secrets (and AK/SK secrets). Defaults to one derived
+    # from SECRET_KEY; set it explicitly to rotate SECRET_KEY without re-issuing secrets.
+    "SECRET_DIGEST_KEY": None,
+    # Resource scopes offered beside the OIDC ones: name -> description shown on consent.
+    "RESOURCE_SCOPES": {"read": "Read your data", "write": "Change your data"},
+    # Dotted path of a callable(user) -> dict of OIDC standard claims.
+    "USER_CLAIMS": "oidc_provider.claims.default_user_claims",
+    # Hosted pages' branding.
+    "SITE_NAME": "Identity",
+    "LOGO_URL": "",
+    "PRIMARY_COLOR": "#2554c7",
+}
+
+
+class OIDCSettings:
+    def __init__(self):
+        self._cache = {}
+
+    @property
+    def user_settings(self):
+        return getattr(settings, "OIDC_PROVIDER", {})
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"Unknown OIDC_PROVIDER setting: {name}")
+        if name not in self._cache:
+            self._cache[name] = self.user_settings.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    def reload(self):
+        self._cache.clear()
+
+    @property
+    def issuer(self):
+        return (self.ISSUER or "").rstrip("/")
+
+
+oidc_settings = OIDCSettings()
+
+
+def _reload(*, setting, **kwargs):
+    if setting == "OIDC_PROVIDER":
+        oidc_settings.reload()
+
+
+setting_changed.connect(_reload)
+
+
+def dot_settings(**overrides):
+    """The ``OAUTH2_PROVIDER`` dict that makes django-oauth-toolkit behave as this provider.
+
+    Called from the site's settings module; ``overrides`` win over our choices.
+    """
+    user = {}
+    try:
+        user = dict(getattr(settings, "OIDC_PROVIDER", {}))
+    except Exception:  # settings not configured yet: called while they are being built
+        pass
+    ttl = {k: user.get(k, DEFAULTS[k]) for k in DEFAULTS if k.endswith("_TTL")}
+    values = {
+        "OIDC_ENABLED": True,
+        "OAUTH2_VALIDATOR_CLASS": "oidc_provider.validators.OIDCValidator",
+        "OAUTH2_SERVER_CLASS": "oidc_provider.server.Server",
+        "SCOPES_BACKEND_CLASS": "oidc_provider.scopes.ProviderScopes",
+        # Scopes are answered by our backend; DOT only needs the names to exist.
+        "SCOPES": {"openid": "OpenID Connect"},
+        "DEFAULT_SCOPES": ["openid"],
+        "AUTHORIZATION_CODE_EXPIRE_SECONDS": ttl["AUTHORIZATION_CODE_TTL"],
+        "ACCESS_TOKEN_EXPIRE_SECONDS": ttl["ACCESS_TOKEN_TTL"],
+        "ID_TOKEN_EXPIRE_SECONDS": ttl["ID_TOKEN_TTL"],
+        "REFRESH_TOKEN_EXPIRE_SECONDS": ttl["REFRESH_TOKEN_TTL"],
+        "ROTATE_REFRESH_TOKEN": True,
+        "REFRESH_TOKEN_REUSE_PROTECTION": True,
+        # PKCE: required per application type (validators.is_pkce_required); never plain.
+        "PKCE_REQUIRED": False,
+        "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+        "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+        "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": True,
+        "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+        "REQUEST_APPROVAL_PROMPT": "auto",
+        "ERROR_RESPONSE_WITH_SCOPES": False,
+    }
+    values.update(overrides)
+    return values

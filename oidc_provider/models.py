@@ -1,0 +1,238 @@
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.models import AbstractApplication
+
+from . import policy, secrets
+
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+# Schemes that must never be a redirect target, whatever a native app registers.
+DANGEROUS_SCHEMES = {"javascript", "data", "vbscript", "file", "about", "blob"}
+
+
+class SecretDigestField(models.CharField):
+    """Stores a keyed digest of the secret put on it (see secrets.py), never the secret."""
+
+    def pre_save(self, model_instance, add):
+        value = getattr(model_instance, self.attname)
+        if value and not secrets.is_digest(value):
+            value = secrets.digest(value)
+            setattr(model_instance, self.attname, value)
+        return value
+
+
+def validate_redirect_uri(uri, application_type):
+    """CONTRACT §7: https, or http on a loopback host (RFC 8252), or a native app's private scheme."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not scheme:
+        raise ValidationError(_("'%(uri)s' is not an absolute URI.") % {"uri": uri})
+    if "#" in uri:
+        raise ValidationError(_("'%(uri)s' has a fragment; redirect URIs must not (RFC 6749 §3.1.2).") % {"uri": uri})
+    if scheme in DANGEROUS_SCHEMES:
+        raise ValidationError(_("The scheme '%(scheme)s' cannot be a redirect URI.") % {"scheme": scheme})
+    if scheme == "https":
+        if not parts.hostname:
+            raise ValidationError(_("'%(uri)s' has no host.") % {"uri": uri})
+    elif scheme == "http":
+        if parts.hostname not in LOOPBACK_HOSTS:
+            raise ValidationError(
+                _("'%(uri)s' uses http on a non-loopback host; use https, or http only with 127.0.0.1, [::1] or localhost.")
+                % {"uri": uri}
+            )
+    elif application_type != policy.NATIVE:
+        raise ValidationError(
+            _("'%(uri)s' uses the scheme '%(scheme)s'; only native applications may use a private scheme, others need https.")
+            % {"uri": uri, "scheme": scheme}
+        )
+    elif "." not in scheme:
+        # RFC 8252 §7.1: a private-use scheme is a reverse domain name the app controls.
+        raise ValidationError(
+            _("'%(scheme)s' is not a reverse-domain scheme (e.g. com.example.app), as RFC 8252 §7.1 requires.")
+            % {"scheme": scheme}
+        )
+
+
+class Application(AbstractApplication):
+    """A relying party: its type decides which grants it may hold (CONTRACT §5).
+
+    Swaps django-oauth-toolkit's Application from our first migration, so every DOT
+    table references this one from the start.
+    """
+
+    application_type = models.CharField(
+        _("application type"), max_length=16, choices=policy.APPLICATION_TYPE_CHOICES, default=policy.WEB
+    )
+    grant_types = models.JSONField(_("grants"), default=list, blank=True)
+    description = models.TextField(_("description"), blank=True, default="")
+    client_secret = SecretDigestField(
+        _("client secret"), max_length=255, blank=True, default="", db_index=True,
+        help_text=_("Stored as a keyed digest; the secret itself is shown once, when it is made."),
+    )
+    algorithm = models.CharField(max_length=5, choices=AbstractApplication.ALGORITHM_TYPES, default="RS256", blank=True)
+
+    class Meta(AbstractApplication.Meta):
+        verbose_name = _("application")
+
+    # The secret in clear, set only on the instance that made it, for showing once.
+    plaintext_secret = None
+
+    @property
+    def is_public(self):
+        return self.application_type in policy.PUBLIC_TYPES
+
+    def set_new_secret(self):
+        """Give a confidential client a new secret; returns it (the only time it is seen)."""
+        self.plaintext_secret = secrets.generate_secret()
+        self.client_secret = self.plaintext_secret
+        return self.plaintext_secret
+
+    def save(self, *args, **kwargs):
+        self.client_type = self.CLIENT_PUBLIC if self.is_public else self.CLIENT_CONFIDENTIAL
+        if self.is_public:
+            self.client_secret = ""
+        elif not self.client_secret:
+            self.set_new_secret()
+        # DOT's single-grant column, kept meaningful for DOT code that still reads it.
+        dot_names = {v: k for k, v in policy.DOT_GRANT_TYPES.items()}
+        primary = next((dot_names[g] for g in self.grant_types if g in dot_names), self.GRANT_AUTHORIZATION_CODE)
+        self.authorization_grant_type = primary
+        self.algorithm = self.RS256_ALGORITHM
+        self.hash_client_secret = True
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        errors = {}
+        if self.application_type not in policy.APPLICATION_TYPES:
+            errors["application_type"] = [_("Choose one of: %s.") % ", ".join(policy.APPLICATION_TYPES)]
+        else:
+            grant_errors = policy.validate_grants(self.application_type, self.grant_types or [])
+            if grant_errors:
+                errors["grant_types"] = grant_errors
+        uris = self.redirect_uris.split()
+        uri_errors = []
+        for uri in uris + self.post_logout_redirect_uris.split():
+            try:
+                validate_redirect_uri(uri, self.application_type)
+            except ValidationError as e:
+                uri_errors.extend(e.messages)
+        if uri_errors:
+            errors["redirect_uris"] = uri_errors
+        front_channel = {policy.AUTHORIZATION_CODE, policy.IMPLICIT, policy.HYBRID}
+        if not uris and front_channel & set(self.grant_types or []):
+            errors.setdefault("redirect_uris", []).append(
+                _("Add at least one redirect URI: the grants chosen send the user back to the application.")
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    # -- django-oauth-toolkit hooks ------------------------------------------------
+
+    def allows_grant_type(self, *grant_types):
+        return any(policy.may_use(self, policy.DOT_GRANT_TYPES.get(g, g)) for g in grant_types)
+
+    def redirect_uri_allowed(self, uri):
+        """Exact string match; native apps may vary a loopback port (RFC 8252 §7.3)."""
+        registered = self.redirect_uris.split()
+        if uri in registered:
+            return True
+        if self.application_type == policy.NATIVE:
+            asked = urlsplit(uri)
+            if asked.scheme == "http" and asked.hostname in LOOPBACK_HOSTS:
+                for r in registered:
+                    r = urlsplit(r)
+                    if (r.scheme, r.hostname, r.path, r.query) == ("http", asked.hostname, asked.path, asked.query):
+                        return True
+        return False
+
+    def post_logout_redirect_uri_allowed(self, uri):
+        return uri in self.post_logout_redirect_uris.split()
+
+    def get_allowed_schemes(self):
+        schemes = {"https", "http"}
+        if self.application_type == policy.NATIVE:
+            schemes |= {urlsplit(u).scheme.lower() for u in self.redirect_uris.split()} - DANGEROUS_SCHEMES
+        return sorted(schemes)
+
+    @property
+    def jwk_key(self):
+        from . import keys
+
+        return keys.active_key().jwcrypto_key
+
+
+class GrantPolicy(models.Model):
+    """One (application type, grant) pair's state; absent pairs take DEFAULT_POLICY."""
+
+    application_type = models.CharField(_("application type"), max_length=16, choices=policy.APPLICATION_TYPE_CHOICES)
+    grant = models.CharField(_("grant"), max_length=32, choices=policy.GRANT_CHOICES)
+    state = models.CharField(_("state"), max_length=16, choices=policy.STATE_CHOICES)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("grant policy")
+        verbose_name_plural = _("grant policy")
+        constraints = [models.UniqueConstraint(fields=["application_type", "grant"], name="oidc_grantpolicy_unique_pair")]
+        ordering = ["grant", "application_type"]
+
+    def __str__(self):
+        return f"{self.application_type} / {self.grant}: {self.state}"
+
+
+class SigningKey(models.Model):
+    NEXT = "next"
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    RETIRED = "retired"
+    STATUS_CHOICES = [
+        (NEXT, _("Next (published, not signing yet)")),
+        (ACTIVE, _("Active (signs new tokens)")),
+        (INACTIVE, _("Inactive (published, verifies older tokens)")),
+        (RETIRED, _("Retired (unpublished)")),
+    ]
+
+    kid = models.CharField(_("key ID"), max_length=64, unique=True)
+    algorithm = models.CharField(_("algorithm"), max_length=8, default="RS256")
+    private_key = models.TextField(_("private key (PEM)"))
+    status = models.CharField(_("status"), max_length=16, choices=STATUS_CHOICES, default=NEXT, db_index=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    activated_at = models.DateTimeField(_("activated"), null=True, blank=True)
+    retired_at = models.DateTimeField(_("retired"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("signing key")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.kid} ({self.status})"
+
+
+class Consent(models.Model):
+    """The scopes a user approved for an application; later requests within them skip the page."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_consents")
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="consents")
+    scope = models.TextField(_("scope"), blank=True, default="")
+    created_at = models.DateTimeField(_("given"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("consent")
+        constraints = [models.UniqueConstraint(fields=["user", "application"], name="oidc_consent_unique_user_app")]
+
+    def covers(self, scopes):
+        return set(scopes) <= set(self.scope.split())
+
+
+class RedeemedCode(models.Model):
+    """A spent authorization code, kept until it expires so a replay can revoke what it issued."""
+
+    code_digest = models.CharField(max_length=64, unique=True)
+    application = models.ForeignKey(Application, on_delete=models.CASCADE)
+    access_token_id = models.BigIntegerField(null=True)
+    token_family = models.UUIDField(null=True)
+    redeemed_at = models.DateTimeField(auto_now_add=True)

@@ -1,0 +1,43 @@
+"""Secrets the provider generates (client secrets, SKs): make them, digest them, check them.
+
+They are 256-bit random values, so a keyed SHA-256 digest (HMAC with a server-side key) is as
+safe to store as a password hash and takes microseconds to check, instead of PBKDF2's
+~300 ms per token request.
+"""
+
+import hashlib
+import hmac
+import secrets as _random
+
+from django.conf import settings
+
+from .conf import oidc_settings
+
+PREFIX = "hmac-sha256$"
+
+
+def generate_secret():
+    return _random.token_urlsafe(32)
+
+
+def _digest_key():
+    configured = oidc_settings.SECRET_DIGEST_KEY
+    if configured:
+        return configured.encode() if isinstance(configured, str) else configured
+    return hashlib.sha256(b"oidc_provider.secrets:" + settings.SECRET_KEY.encode()).digest()
+
+
+def digest(secret):
+    mac = hmac.new(_digest_key(), secret.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return PREFIX + mac.hexdigest()
+
+
+def is_digest(value):
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def verify(provided, stored):
+    """Constant-time check of a presented secret against its stored digest."""
+    if not provided or not is_digest(stored):
+        return False
+    return hmac.compare_digest(digest(provided), stored)

@@ -1,0 +1,16 @@
+"""What the provider announces; the console's audit log (or a team's code) listens."""
+
+from django.dispatch import Signal
+
+# kwargs: application, grant, user (may be None), request
+token_issued = Signal()
+# kwargs: application, grant, reason, request
+grant_refused = Signal()
+# kwargs: application, request
+code_replayed = Signal()
+# kwargs: application, token_family, request
+refresh_token_replayed = Signal()
+# kwargs: key, previous
+signing_key_rotated = Signal()
+# kwargs: key
+signing_key_retired = Signal()

@@ -1,0 +1,192 @@
+"""The provider's rules, plugged into django-oauth-toolkit's OAuth2Validator."""
+
+import hashlib
+import logging
+import uuid
+from datetime import timedelta
+
+import jwt
+from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_grant_model, get_id_token_model, get_refresh_token_model, revoke_access_token
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749 import errors
+
+from . import claims, keys, policy, secrets, signals
+from .conf import oidc_settings
+from .models import RedeemedCode
+
+log = logging.getLogger(__name__)
+
+
+def code_digest(code):
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+class OIDCValidator(OAuth2Validator):
+    oidc_claim_scope = claims.CLAIM_SCOPES
+
+    # -- client authentication ---------------------------------------------------
+
+    def _check_secret(self, provided_secret, stored_secret):
+        return secrets.verify(provided_secret, stored_secret)
+
+    # -- policy, at the moment of each request (CONTRACT §5) ----------------------
+
+    def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs):
+        grant = policy.TOKEN_GRANT_TYPES.get(grant_type)
+        if grant and policy.may_use(client, grant):
+            return True
+        signals.grant_refused.send(sender=type(self), application=client, grant=grant_type, reason="unauthorized_client", request=request)
+        raise errors.UnauthorizedClientError(
+            description=f"This client may not use grant_type={grant_type}: the application does not hold that grant, "
+            f"or the grant policy forbids it for '{client.application_type}' applications.",
+            request=request,
+        )
+
+    def validate_response_type(self, client_id, response_type, client, request, *args, **kwargs):
+        grant = policy.RESPONSE_TYPE_GRANTS.get(policy.normalise_response_type(response_type))
+        if grant and policy.may_use(client, grant):
+            return True
+        signals.grant_refused.send(sender=type(self), application=client, grant=grant, reason="unsupported_response_type", request=request)
+        raise errors.UnsupportedResponseTypeError(
+            description=f"This client may not use response_type={response_type}: it needs the '{grant}' grant, "
+            f"which the application does not hold or the grant policy forbids for '{client.application_type}' applications.",
+            request=request,
+        )
+
+    def is_pkce_required(self, client_id, request):
+        client = request.client or self._load_application(client_id, request)
+        return client is not None and client.application_type in policy.PKCE_REQUIRED_TYPES
+
+    # -- the authorization endpoint leaves these to the view, which knows the session --
+
+    def validate_silent_login(self, request):
+        return True
+
+    def validate_silent_authorization(self, request):
+        return True
+
+    def validate_user_match(self, id_token_hint, scopes, claims, request):
+        return True
+
+    # -- codes: single use, and a replay revokes what the first exchange issued ----
+
+    def validate_code(self, client_id, code, client, request, *args, **kwargs):
+        if super().validate_code(client_id, code, client, request, *args, **kwargs):
+            return True
+        spent = RedeemedCode.objects.filter(code_digest=code_digest(code), application=client).first()
+        if spent is not None:
+            self._revoke_issued(spent)
+            signals.code_replayed.send(sender=type(self), application=client, request=request)
+        return False
+
+    def _revoke_issued(self, spent):
+        AccessToken = get_access_token_model()
+        for token in AccessToken.objects.filter(pk=spent.access_token_id):
+            revoke_access_token(token)
+        if spent.token_family:
+            get_refresh_token_model().revoke_family(spent.token_family)
+
+    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
+        deleted, _ = get_grant_model().objects.filter(code=code, application=request.client).delete()
+        if not deleted:
+            # Another request redeemed this code first: undo the tokens this one saved.
+            if transaction.get_connection().in_atomic_block:
+                transaction.set_rollback(True)
+            raise errors.InvalidGrantError(description="The authorization code has already been used.", request=request)
+        access_token = getattr(request, "issued_access_token", None)
+        refresh_token = getattr(request, "issued_refresh_token", None)
+        RedeemedCode.objects.create(
+            code_digest=code_digest(code),
+            application=request.client,
+            access_token_id=access_token.pk if access_token else None,
+            token_family=refresh_token.token_family if refresh_token else None,
+        )
+
+    # -- tokens ---------------------------------------------------------------------
+
+    def save_bearer_token(self, token, request, *args, **kwargs):
+        if "refresh_token" in token and not policy.may_use(request.client, policy.REFRESH_TOKEN):
+            # CONTRACT §4: a refresh token only for applications that may refresh.
+            del token["refresh_token"]
+        result = super().save_bearer_token(token, request, *args, **kwargs)
+        signals.token_issued.send(
+            sender=type(self), application=request.client, grant=request.grant_type or request.response_type,
+            user=request.user, request=request,
+        )
+        return result
+
+    def _create_access_token(self, expires, request, token, source_refresh_token=None):
+        request.issued_access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        return request.issued_access_token
+
+    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
+        request.issued_refresh_token = super()._create_refresh_token(
+            request, refresh_token_code, access_token, previous_refresh_token
+        )
+        return request.issued_refresh_token
+
+    # -- ID tokens (OIDC Core 2, 3.1.3.6, 5.4) ----------------------------------------
+
+    def get_oidc_issuer_endpoint(self, request):
+        return oidc_settings.issuer
+
+    def get_claim_dict(self, request):
+        return {"sub": claims.subject(request.user), **claims.user_claims(request.user)}
+
+    def get_discovery_claims(self, request):
+        return ["sub", *claims.CLAIM_SCOPES]
+
+    def get_oidc_claims(self, token, token_handler, request):
+        return claims.claims_for_scopes(request.user, request.scopes)
+
+    def get_userinfo_claims(self, request):
+        if request.user is None:
+            raise errors.InsufficientScopeError(description="This access token has no end user behind it.", request=request)
+        return claims.claims_for_scopes(request.user, request.scopes)
+
+    def get_id_token_dictionary(self, token, token_handler, request):
+        user = request.user
+        if policy.normalise_response_type(request.response_type) == "id_token":
+            # No access token to call userinfo with: the scopes' claims go in the ID token.
+            id_claims = claims.claims_for_scopes(user, request.scopes)
+        else:
+            id_claims = {"sub": claims.subject(user)}
+        now = timezone.now()
+        expires = now + timedelta(seconds=oidc_settings.ID_TOKEN_TTL)
+        auth_time = user.last_login or now
+        id_claims.update(
+            iss=oidc_settings.issuer,
+            exp=int(expires.timestamp()),
+            auth_time=int(auth_time.timestamp()),
+            jti=str(uuid.uuid4()),
+            azp=request.client.client_id,
+        )
+        return id_claims, expires
+
+    def finalize_id_token(self, id_token, token, token_handler, request):
+        id_claims, expires = self.get_id_token_dictionary(token, token_handler, request)
+        id_token.update(id_claims)
+        if "nonce" not in id_token and request.nonce:
+            id_token["nonce"] = request.nonce
+        signed = keys.active_key().sign(id_token, headers={"typ": "JWT"})
+        with transaction.atomic():
+            request.id_token = self._save_id_token(id_token["jti"], request, expires)
+        request.access_token = request.id_token
+        return signed
+
+    def _load_id_token(self, token):
+        """The IDToken row of an ID token we signed with any published key (not only the active one)."""
+        try:
+            id_claims = keys.verify(token)
+        except jwt.InvalidTokenError:
+            return None
+        return get_id_token_model().objects.filter(jti=id_claims.get("jti")).first()
+
+    def _get_key_for_token(self, token):
+        try:
+            key = keys.key_for_kid(jwt.get_unverified_header(token).get("kid"))
+        except jwt.InvalidTokenError:
+            return None
+        return key.jwcrypto_key if key else None

@@ -1,0 +1,222 @@
+"""The authorization endpoint (OIDC Core 3.1.2).
+
+Each check is one named step, run in order, as node oidc-provider does: the client and
+redirect URI first (an error page, never a redirect, and before any login page), then the
+session (login, prompt, max_age, id_token_hint), then consent.
+"""
+
+import time
+from urllib.parse import urlencode
+
+import jwt
+from django.contrib.auth.views import redirect_to_login
+from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import View
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.views import AuthorizationView
+from oauth2_provider.views.mixins import OAuthLibMixin
+
+from .. import claims, keys
+from ..models import Application, Consent
+from ..scopes import describe
+from .pages import hosted_page
+
+SESSION_AUTH_TIME = "oidc_auth_time"
+
+
+def session_auth_time(request):
+    """When the user last actually authenticated in this session (epoch seconds)."""
+    value = request.session.get(SESSION_AUTH_TIME)
+    if value is None and request.user.last_login:
+        value = int(request.user.last_login.timestamp())
+    return value or 0
+
+
+class _Interaction(Exception):
+    """An authentication error to send back to the client (OIDC Core 3.1.2.6)."""
+
+    def __init__(self, error, description):
+        self.error, self.description = error, description
+
+
+@method_decorator([csrf_exempt, never_cache, hosted_page], name="dispatch")
+class AuthorizeView(AuthorizationView):
+    template_name = "oidc_provider/consent.html"
+    error_template_name = "oidc_provider/error.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        # Not LoginRequiredMixin's dispatch: the client must be checked before any login page.
+        self.oauth2_data = {}
+        return View.dispatch(self, request, *args, **kwargs)
+
+    def get(self, request, *args, **kwargs):
+        return self.authorize(request, request.GET)
+
+    def post(self, request, *args, **kwargs):
+        if "consent_form" in request.POST:
+            # Our own consent form carries CSRF; a relying party's POST (OIDC Core 3.1.2.1) does not.
+            refused = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+            if refused:
+                return refused
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            return self.consent_given(request)
+        return self.authorize(request, request.POST)
+
+    # -- steps ---------------------------------------------------------------------
+
+    def authorize(self, request, params):
+        try:
+            scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+        application = Application.objects.get(client_id=credentials["client_id"])
+        prompt = set(params.get("prompt", "").split())
+        try:
+            response = self.check_session(request, params, prompt)
+            if response is not None:
+                return response
+            self.check_id_token_hint(request, params)
+            if self.needs_consent(request, application, scopes, prompt):
+                if "none" in prompt:
+                    raise _Interaction("consent_required", "The user has not consented to this client for these scopes.")
+                return self.show_consent(request, application, scopes, credentials)
+        except _Interaction as e:
+            return self.redirect_error(application, credentials, e.error, e.description)
+        return self.issue(request, application, scopes, credentials)
+
+    def check_session(self, request, params, prompt):
+        """Login, prompt=login and max_age: send the user to log in when they must."""
+        if not request.user.is_authenticated:
+            if "none" in prompt:
+                raise _Interaction("login_required", "The user is not logged in.")
+            return self.login_redirect(request, params)
+        if "login" in prompt:
+            return self.login_redirect(request, params)
+        max_age = params.get("max_age")
+        if max_age not in (None, ""):
+            try:
+                max_age = int(max_age)
+                if max_age < 0:
+                    raise ValueError
+            except ValueError:
+                raise _Interaction("invalid_request", "max_age must be a whole number of seconds, 0 or more.")
+            if time.time() - session_auth_time(request) > max_age:
+                if "none" in prompt:
+                    raise _Interaction("login_required", "The user's login is older than max_age allows.")
+                return self.login_redirect(request, params)
+        return None
+
+    def check_id_token_hint(self, request, params):
+        hint = params.get("id_token_hint")
+        if not hint:
+            return
+        try:
+            # An expired ID token is still a fine hint about who the user is.
+            hinted = keys.verify(hint, verify_exp=False)
+        except jwt.InvalidTokenError:
+            raise _Interaction("invalid_request", "id_token_hint is not an ID token this provider issued.")
+        if hinted.get("sub") != claims.subject(request.user):
+            raise _Interaction("login_required", "The logged-in user is not the user of id_token_hint.")
+
+    def needs_consent(self, request, application, scopes, prompt):
+        if "consent" in prompt:
+            return True
+        if application.skip_authorization:
+            return False
+        consent = Consent.objects.filter(user=request.user, application=application).first()
+        return consent is None or not consent.covers(scopes)
+
+    def show_consent(self, request, application, scopes, credentials):
+        self.oauth2_data = {
+            **credentials,
+            "scopes": scopes,
+            "application": application,
+        }
+        form = self.get_form(self.get_form_class())
+        context = {
+            "form": form,
+            "application": application,
+            "scopes": [{"name": s, "description": describe(s)} for s in scopes],
+        }
+        return self.render_to_response(self.get_context_data(**context))
+
+    def consent_given(self, request):
+        form = self.get_form(self.get_form_class())
+        if not form.is_valid():
+            return self.render_error(_("The consent form was incomplete. Start again from the application."), status=400)
+        if form.cleaned_data.get("allow"):
+            application = Application.objects.filter(client_id=form.cleaned_data["client_id"]).first()
+            if application is not None:
+                consent, _created = Consent.objects.get_or_create(user=request.user, application=application)
+                consent.scope = " ".join(sorted(set(consent.scope.split()) | set(form.cleaned_data["scope"].split())))
+                consent.save()
+        return self.form_valid(form)
+
+    def issue(self, request, application, scopes, credentials):
+        try:
+            uri, headers, body, status = self.create_authorization_response(
+                request=request, scopes=" ".join(scopes), credentials=credentials, allow=True
+            )
+        except OAuthToolkitError as error:
+            return self.error_response(error, application)
+        return self.redirect(uri, application)
+
+    # -- responses ------------------------------------------------------------------
+
+    def login_redirect(self, request, params):
+        """To the login page; back here afterwards without the parameters that forced it."""
+        kept = [
+            (key, value)
+            for key, values in params.lists()
+            if key not in ("prompt", "max_age", "csrfmiddlewaretoken")
+            for value in values
+        ]
+        prompt = [p for p in params.get("prompt", "").split() if p not in ("login", "none")]
+        if prompt:
+            kept.append(("prompt", " ".join(prompt)))
+        response = redirect_to_login(f"{request.path}?{urlencode(kept)}")
+        if params.get("login_hint"):
+            response["Location"] += "&" + urlencode({"login_hint": params["login_hint"]})
+        return response
+
+    def redirect_error(self, application, credentials, error, description):
+        redirect_uri = credentials["redirect_uri"]
+        response_type = credentials.get("response_type", "code")
+        payload = {"error": error, "error_description": description}
+        if credentials.get("state"):
+            payload["state"] = credentials["state"]
+        # Errors travel where the response would have (OAuth 2.0 Multiple Response Types §5).
+        if response_type.strip() != "code":
+            url = f"{redirect_uri}#{urlencode(payload)}"
+        else:
+            url = redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(payload)
+        return self.redirect(url, application)
+
+    def error_response(self, error, application, **kwargs):
+        redirect, error_response = OAuthLibMixin.error_response(self, error, **kwargs)
+        oauth_error = error_response["error"]
+        if redirect:
+            credentials = {
+                "redirect_uri": oauth_error.redirect_uri,
+                "response_type": oauth_error.response_type or "code",
+                "state": oauth_error.state,
+            }
+            return self.redirect_error(application, credentials, oauth_error.error, oauth_error.description)
+        return self.render_error(
+            oauth_error.description or oauth_error.error, status=oauth_error.status_code or 400, code=oauth_error.error
+        )
+
+    def render_error(self, message, status=400, code="invalid_request"):
+        from django.shortcuts import render
+
+        return render(
+            self.request,
+            self.error_template_name,
+            {"error": code, "error_description": message},
+            status=status,
+        )

@@ -1,0 +1,53 @@
+"""Discovery (OIDC Discovery 1.0 §3) and the JWKS document."""
+
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from .. import keys, policy
+from ..claims import CLAIM_SCOPES
+from ..conf import oidc_settings
+from ..scopes import all_scopes
+
+
+def provider_metadata():
+    issuer = oidc_settings.issuer
+    grant_types = [g for g in policy.TOKEN_GRANT_TYPES if g != "refresh_token"] + ["implicit", "refresh_token"]
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/auth",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/me",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "end_session_endpoint": f"{issuer}/session/end",
+        "scopes_supported": list(all_scopes()),
+        "response_types_supported": list(policy.RESPONSE_TYPES),
+        "response_modes_supported": ["query", "fragment"],
+        "grant_types_supported": grant_types,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [keys.ALGORITHM],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "c_hash", *CLAIM_SCOPES],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "ui_locales_supported": ["en", "zh-Hans"],
+    }
+
+
+def _public_json(data):
+    response = JsonResponse(data)
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@require_GET
+def discovery(request):
+    return _public_json(provider_metadata())
+
+
+@require_GET
+def jwks(request):
+    return _public_json(keys.jwks())

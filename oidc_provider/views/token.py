@@ -1,0 +1,24 @@
+"""The token endpoint (RFC 6749 §3.2)."""
+
+from django.db import router, transaction
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from oauth2_provider.models import get_access_token_model
+from oauth2_provider.views import TokenView as DOTTokenView
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class TokenView(DOTTokenView):
+    def post(self, request, *args, **kwargs):
+        # One transaction per exchange: a request that loses the race for a code rolls
+        # back every token it saved (validators.invalidate_authorization_code).
+        with transaction.atomic(using=router.db_for_write(get_access_token_model())):
+            response = super().post(request, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        return response
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        response = super().http_method_not_allowed(request, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        return response
