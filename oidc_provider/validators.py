@@ -55,6 +55,12 @@ class OIDCValidator(OAuth2Validator):
             request=request,
         )
 
+    def validate_user(self, username, password, client, request, *args, **kwargs):
+        # oauthlib checks the password before the grant type; a client that may not use
+        # this grant must not get to test passwords at all.
+        self.validate_grant_type(client.client_id, "password", client, request)
+        return super().validate_user(username, password, client, request, *args, **kwargs)
+
     def is_pkce_required(self, client_id, request):
         client = request.client or self._load_application(client_id, request)
         return client is not None and client.application_type in policy.PKCE_REQUIRED_TYPES

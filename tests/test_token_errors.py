@@ -1,0 +1,144 @@
+"""The token endpoint's refusals (RFC 6749 §5.2, RFC 7636 §4.6, CONTRACT §7)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_grant_model
+
+from oidc_provider import policy
+from oidc_provider.models import GrantPolicy
+from tests.factories import ApplicationFactory
+from tests.helpers import basic_auth, exchange, get_code, pkce_pair
+
+
+def _error(response, status=400):
+    assert response.status_code == status, response.content
+    assert response["Cache-Control"] == "no-store"
+    return response.json()["error"]
+
+
+def test_code_reuse_fails_and_revokes_tokens_issued_from_it(logged_in, web_app):
+    """OIDCC codereuse / RFC 6749 §4.1.2: the second exchange fails and revokes the first's tokens."""
+    code = get_code(logged_in, web_app)["code"]
+    first = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret).json()
+    me = logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {first['access_token']}")
+    assert me.status_code == 200
+    assert _error(exchange(logged_in, web_app, code, secret=web_app.plaintext_secret)) == "invalid_grant"
+    me = logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {first['access_token']}")
+    assert me.status_code == 401
+    refresh = logged_in.post(
+        "/oidc/token",
+        {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret),
+    )
+    assert _error(refresh) == "invalid_grant"
+
+
+def test_expired_code_is_invalid_grant(logged_in, web_app):
+    code = get_code(logged_in, web_app)["code"]
+    get_grant_model().objects.filter(code=code).update(expires=timezone.now() - timedelta(seconds=1))
+    assert _error(exchange(logged_in, web_app, code, secret=web_app.plaintext_secret)) == "invalid_grant"
+
+
+def test_code_from_another_client_is_invalid_grant(logged_in, web_app, db):
+    other = ApplicationFactory(application_type=policy.WEB)
+    code = get_code(logged_in, web_app)["code"]
+    assert _error(exchange(logged_in, other, code, secret=other.plaintext_secret)) == "invalid_grant"
+    # The rightful client can still use it.
+    assert exchange(logged_in, web_app, code, secret=web_app.plaintext_secret).status_code == 200
+
+
+def test_wrong_redirect_uri_at_exchange_is_invalid_grant(logged_in, web_app):
+    web_app.redirect_uris = "https://rp.example.com/callback https://rp.example.com/other"
+    web_app.save()
+    code = get_code(logged_in, web_app)["code"]
+    response = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret, redirect_uri="https://rp.example.com/other")
+    assert _error(response) in ("invalid_grant", "invalid_request")
+
+
+@pytest.mark.parametrize("secret", ["wrong", "", None])
+def test_wrong_client_secret_is_invalid_client_401(logged_in, web_app, secret):
+    code = get_code(logged_in, web_app)["code"]
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": "https://rp.example.com/callback"}
+    if secret is None:
+        data["client_id"] = web_app.client_id
+        response = logged_in.post("/oidc/token", data)
+    else:
+        response = logged_in.post("/oidc/token", data, HTTP_AUTHORIZATION=basic_auth(web_app.client_id, secret))
+    assert _error(response, 401) == "invalid_client"
+
+
+def test_stored_digest_is_not_accepted_as_the_secret(logged_in, web_app):
+    code = get_code(logged_in, web_app)["code"]
+    response = exchange(logged_in, web_app, code, secret=web_app.client_secret)
+    assert _error(response, 401) == "invalid_client"
+
+
+def test_pkce_missing_verifier_is_refused(logged_in, spa_app):
+    _verifier, challenge = pkce_pair()
+    code = get_code(logged_in, spa_app, code_challenge=challenge, code_challenge_method="S256")["code"]
+    assert _error(exchange(logged_in, spa_app, code)) == "invalid_request"
+
+
+def test_pkce_wrong_verifier_is_invalid_grant(logged_in, spa_app):
+    _verifier, challenge = pkce_pair()
+    code = get_code(logged_in, spa_app, code_challenge=challenge, code_challenge_method="S256")["code"]
+    other_verifier, _ = pkce_pair()
+    response = exchange(logged_in, spa_app, code, code_verifier=other_verifier)
+    assert _error(response) == "invalid_grant"
+    assert not get_access_token_model().objects.exists()
+
+
+def test_grant_the_app_does_not_hold_is_unauthorized_client(client, web_app, user):
+    """CONTRACT §5: web holds code + refresh by default, not password."""
+    response = client.post(
+        "/oidc/token",
+        {"grant_type": "password", "username": user.username, "password": "x"},
+        HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret),
+    )
+    assert _error(response) == "unauthorized_client"
+
+
+def test_policy_forbidding_a_grant_applies_to_the_next_token_request(logged_in, web_app):
+    code = get_code(logged_in, web_app)["code"]
+    GrantPolicy.objects.filter(application_type=policy.WEB, grant=policy.AUTHORIZATION_CODE).update(state=policy.FORBIDDEN)
+    assert _error(exchange(logged_in, web_app, code, secret=web_app.plaintext_secret)) == "unauthorized_client"
+
+
+def test_unknown_grant_type_is_unsupported(client, web_app):
+    response = client.post(
+        "/oidc/token", {"grant_type": "urn:x"}, HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret)
+    )
+    assert _error(response) == "unsupported_grant_type"
+
+
+def test_token_endpoint_refuses_get(client, db):
+    assert client.get("/oidc/token").status_code == 405
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"grant_type": "authorization_code"},
+        {"grant_type": "authorization_code", "code": "\x00"},
+        {"grant_type": "authorization_code", "code": "x" * 100000},
+        b"grant_type=refresh_token&refresh_token=%FF%FE%00",
+        b"grant_type=authorization_code&code=%C3%28&redirect_uri=%E0%80%80",
+        b"\xff\xfe=\x00",
+    ],
+)
+def test_malformed_token_requests_get_a_4xx(client, web_app, data):
+    auth = basic_auth(web_app.client_id, web_app.plaintext_secret)
+    if isinstance(data, bytes):
+        response = client.generic("POST", "/oidc/token", data, "application/x-www-form-urlencoded", HTTP_AUTHORIZATION=auth)
+    else:
+        response = client.post("/oidc/token", data, HTTP_AUTHORIZATION=auth)
+    assert 400 <= response.status_code < 500
+
+
+def test_malformed_basic_auth_headers_get_401(client, db):
+    for header in ("Basic", "Basic !!!", "Basic " + "A" * 5000, "Bearer x"):
+        response = client.post("/oidc/token", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=header)
+        assert response.status_code in (400, 401), header
