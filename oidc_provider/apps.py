@@ -29,7 +29,7 @@ class OIDCProviderConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_in
 
-        from . import checks  # noqa: F401  registers the system checks
+        from . import checks, throttle  # noqa: F401  registers the system checks and receivers
 
         user_logged_in.connect(_record_auth_time, dispatch_uid="oidc_provider.auth_time")
         post_migrate.connect(_ensure_signing_key, sender=self, dispatch_uid="oidc_provider.signing_key")

@@ -68,6 +68,10 @@ class Application(AbstractApplication):
     )
     grant_types = models.JSONField(_("grants"), default=list, blank=True)
     description = models.TextField(_("description"), blank=True, default="")
+    is_resource_server = models.BooleanField(
+        _("resource server"), default=False,
+        help_text=_("May introspect any token (RFC 7662), not only its own: for APIs that check tokens."),
+    )
     client_secret = SecretDigestField(
         _("client secret"), max_length=255, blank=True, default="", db_index=True,
         help_text=_("Stored as a keyed digest; the secret itself is shown once, when it is made."),
@@ -236,3 +240,58 @@ class RedeemedCode(models.Model):
     access_token_id = models.BigIntegerField(null=True)
     token_family = models.UUIDField(null=True)
     redeemed_at = models.DateTimeField(auto_now_add=True)
+
+
+class AccessAccount(models.Model):
+    """A programmatic access account: a machine identity holding any number of AK/SK pairs.
+
+    Its resource permissions are the scopes its keys may ask for (client credentials only).
+    Tokens it gets are issued to a service application made for it, so every token still
+    belongs to an application, as django-oauth-toolkit requires.
+    """
+
+    name = models.CharField(_("name"), max_length=150, unique=True)
+    description = models.TextField(_("description"), blank=True, default="")
+    scopes = models.JSONField(_("resource permissions"), default=list, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    application = models.OneToOneField(Application, on_delete=models.PROTECT, related_name="access_account", editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("programmatic access account")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        if self.application_id is None:
+            self.application = Application.objects.create(
+                name=f"Access account: {self.name}",
+                application_type=policy.SERVICE,
+                grant_types=[policy.CLIENT_CREDENTIALS],
+                skip_authorization=True,
+            )
+        super().save(*args, **kwargs)
+
+
+class AccessKey(models.Model):
+    """One AK/SK pair: the AK is sent as client_id, the SK as client_secret."""
+
+    account = models.ForeignKey(AccessAccount, on_delete=models.CASCADE, related_name="keys")
+    access_key = models.CharField(_("access key (AK)"), max_length=64, unique=True)
+    secret_key = SecretDigestField(_("secret key (SK) digest"), max_length=255)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("access key")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.access_key
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None and self.account.is_active

@@ -1,7 +1,12 @@
-"""oauthlib's OpenID Connect server, trimmed to what this provider offers."""
+"""oauthlib's OpenID Connect server, trimmed and completed to what this provider offers."""
 
+import json
+
+from oauthlib.oauth2.rfc6749 import errors
+from oauthlib.oauth2.rfc6749.grant_types import ResourceOwnerPasswordCredentialsGrant
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 from oauthlib.openid import Server as OpenIDServer
+from oauthlib.openid.connect.core.grant_types.base import GrantTypeBase as OpenIDGrantTypeBase
 
 from .policy import normalise_response_type
 
@@ -13,20 +18,44 @@ class _ResponseTypes(dict):
         return super().get(normalise_response_type(key), default)
 
 
-class Server(OpenIDServer):
-    def __init__(self, request_validator, *args, **kwargs):
-        super().__init__(request_validator, *args, **kwargs)
-        # Only the response types and grants of CONTRACT §4; the device grant and
-        # response_type=none are not offered.
-        self._response_types = _ResponseTypes(
-            {k: v for k, v in self._response_types.items() if k != "none"}
-        )
-        self._grant_types = {k: v for k, v in self._grant_types.items() if not k.startswith("urn:")}
-        for grant in (self.auth_grant, self.openid_connect_auth, self.openid_connect_hybrid):
-            _refuse_plain_pkce(grant)
+class PasswordGrant(ResourceOwnerPasswordCredentialsGrant):
+    """The resource owner password grant, with an ID token when scope has openid (CONTRACT §4).
+
+    oauthlib calls this grant's token modifiers with the token alone, so the ID token is
+    added here, by the same code that adds it to the other grants.
+    """
+
+    def __init__(self, request_validator=None, id_token_grant=None, **kwargs):
+        super().__init__(request_validator, **kwargs)
+        self.id_token_grant = id_token_grant
+
+    def create_token_response(self, request, token_handler):
+        headers = self._get_default_headers()
+        try:
+            self.validate_token_request(request)
+        except errors.OAuth2Error as e:
+            headers.update(e.headers)
+            return headers, e.json, e.status_code
+        token = token_handler.create_token(request, self.refresh_token)
+        token = OpenIDGrantTypeBase.add_id_token(self.id_token_grant, token, token_handler, request)
+        self.request_validator.save_token(token, request)
+        return headers, json.dumps(token), 200
 
 
 def _refuse_plain_pkce(grant):
     # RFC 9700 §2.1.1: only S256. A missing method means "plain" (RFC 7636 §4.3), so it is refused too.
     target = getattr(grant, "proxy_target", grant)
     target._code_challenge_methods = {"S256": code_challenge_method_s256}
+
+
+class Server(OpenIDServer):
+    def __init__(self, request_validator, *args, **kwargs):
+        super().__init__(request_validator, *args, **kwargs)
+        # Only the response types and grants of CONTRACT §4; the device grant and
+        # response_type=none are not offered.
+        self._response_types = _ResponseTypes({k: v for k, v in self._response_types.items() if k != "none"})
+        self.password_grant = PasswordGrant(request_validator, id_token_grant=self.openid_connect_auth)
+        self._grant_types = {k: v for k, v in self._grant_types.items() if not k.startswith("urn:")}
+        self._grant_types["password"] = self.password_grant
+        for grant in (self.auth_grant, self.openid_connect_auth, self.openid_connect_hybrid):
+            _refuse_plain_pkce(grant)

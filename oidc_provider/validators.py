@@ -1,9 +1,11 @@
 """The provider's rules, plugged into django-oauth-toolkit's OAuth2Validator."""
 
+import base64
 import hashlib
 import logging
 import uuid
 from datetime import timedelta
+from urllib.parse import unquote_plus
 
 import jwt
 from django.db import transaction
@@ -12,9 +14,9 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
-from . import claims, keys, policy, secrets, signals
+from . import access_keys, claims, keys, policy, secrets, signals, throttle
 from .conf import oidc_settings
-from .models import RedeemedCode
+from .models import AccessKey, RedeemedCode
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,44 @@ class OIDCValidator(OAuth2Validator):
 
     def _check_secret(self, provided_secret, stored_secret):
         return secrets.verify(provided_secret, stored_secret)
+
+    def authenticate_client(self, request, *args, **kwargs):
+        client_id, client_secret = self._presented_credentials(request)
+        if access_keys.is_access_key(client_id):
+            key = access_keys.authenticate(client_id, client_secret)
+            if key is not None:
+                request.access_key = key
+                request.client = key.account.application
+                request.client_id = request.client.client_id
+                return True
+            if AccessKey.objects.filter(access_key=client_id).exists():
+                return False
+        return super().authenticate_client(request, *args, **kwargs)
+
+    def _presented_credentials(self, request):
+        """(client_id, client_secret) from HTTP Basic or the form body, without checking them."""
+        auth = self._extract_basic_auth(request)
+        if auth:
+            try:
+                decoded = base64.b64decode(auth, validate=True).decode("utf-8")
+                client_id, _, secret = decoded.partition(":")
+                return unquote_plus(client_id), unquote_plus(secret)
+            except (ValueError, UnicodeDecodeError):
+                return None, None
+        return getattr(request, "client_id", None), getattr(request, "client_secret", None)
+
+    def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
+        key = getattr(request, "access_key", None)
+        if key is not None:
+            # CONTRACT §5: every requested scope must be among the account's resource permissions.
+            return set(scopes) <= set(key.account.scopes)
+        return super().validate_scopes(client_id, scopes, client, request, *args, **kwargs)
+
+    def get_default_scopes(self, client_id, request, *args, **kwargs):
+        key = getattr(request, "access_key", None)
+        if key is not None:
+            return list(key.account.scopes)
+        return super().get_default_scopes(client_id, request, *args, **kwargs)
 
     # -- policy, at the moment of each request (CONTRACT §5) ----------------------
 
@@ -59,7 +99,24 @@ class OIDCValidator(OAuth2Validator):
         # oauthlib checks the password before the grant type; a client that may not use
         # this grant must not get to test passwords at all.
         self.validate_grant_type(client.client_id, "password", client, request)
-        return super().validate_user(username, password, client, request, *args, **kwargs)
+        if throttle.is_throttled(throttle.client_ip(request.headers)):
+            raise errors.CustomOAuth2Error(
+                error="slow_down", status_code=429, request=request,
+                description="Too many failed logins from this address; wait 15 minutes and try again.",
+            )
+        if super().validate_user(username, password, client, request, *args, **kwargs):
+            return True
+        if getattr(getattr(request, "http_request", None), "axes_locked_out", False):
+            raise errors.InvalidGrantError(
+                description="Too many failed logins for this username from this address: it is locked for 15 minutes.",
+                request=request,
+            )
+        return False
+
+    def build_http_request(self, request):
+        # Kept so validate_user can see what django-axes decided about it.
+        request.http_request = super().build_http_request(request)
+        return request.http_request
 
     def is_pkce_required(self, client_id, request):
         client = request.client or self._load_application(client_id, request)

@@ -78,3 +78,9 @@ def exchange(client, app, code, secret=None, **extra):
         data["client_id"] = app.client_id
     return client.post("/oidc/token", data, **headers)
 
+
+
+def left_half_hash(value):
+    """at_hash / c_hash for RS256 (OIDC Core 3.1.3.6): base64url of the left half of SHA-256."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()

@@ -6,9 +6,10 @@ session (login, prompt, max_age, id_token_hint), then consent.
 """
 
 import time
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
+from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.decorators import method_decorator
@@ -17,15 +18,19 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import View
 from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.forms import AllowForm
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 
 from .. import claims, keys
 from ..models import Application, Consent
+from ..policy import normalise_response_type
 from ..scopes import describe
+from .guards import reject_malformed_input
 from .pages import hosted_page
 
 SESSION_AUTH_TIME = "oidc_auth_time"
+RESPONSE_MODES = ("query", "fragment", "form_post")
 
 
 def session_auth_time(request):
@@ -36,6 +41,12 @@ def session_auth_time(request):
     return value or 0
 
 
+class ConsentForm(AllowForm):
+    """DOT's consent form, carrying the response mode through the consent page too."""
+
+    response_mode = forms.CharField(required=False, widget=forms.HiddenInput())
+
+
 class _Interaction(Exception):
     """An authentication error to send back to the client (OIDC Core 3.1.2.6)."""
 
@@ -43,9 +54,12 @@ class _Interaction(Exception):
         self.error, self.description = error, description
 
 
-@method_decorator([csrf_exempt, never_cache, hosted_page], name="dispatch")
+@method_decorator([csrf_exempt, never_cache, hosted_page, reject_malformed_input(html=True)], name="dispatch")
 class AuthorizeView(AuthorizationView):
     template_name = "oidc_provider/consent.html"
+    form_class = ConsentForm
+    response_mode = None
+    redirect_uri = None
     error_template_name = "oidc_provider/error.html"
 
     def dispatch(self, request, *args, **kwargs):
@@ -76,7 +90,10 @@ class AuthorizeView(AuthorizationView):
             return self.error_response(error, application=None)
         application = Application.objects.get(client_id=credentials["client_id"])
         prompt = set(params.get("prompt", "").split())
+        self.response_mode = params.get("response_mode") or None
+        self.redirect_uri = credentials["redirect_uri"]
         try:
+            self.check_response_mode(credentials["response_type"], self.response_mode)
             response = self.check_session(request, params, prompt)
             if response is not None:
                 return response
@@ -88,6 +105,18 @@ class AuthorizeView(AuthorizationView):
         except _Interaction as e:
             return self.redirect_error(application, credentials, e.error, e.description)
         return self.issue(request, application, scopes, credentials)
+
+    def check_response_mode(self, response_type, mode):
+        """OAuth 2.0 Multiple Response Types §2.1 and Form Post Response Mode."""
+        if mode is None:
+            return
+        if mode not in RESPONSE_MODES:
+            self.response_mode = None
+            raise _Interaction("invalid_request", f"response_mode={mode} is not supported; use one of {', '.join(RESPONSE_MODES)}.")
+        if mode == "query" and normalise_response_type(response_type) != "code":
+            # Tokens in a query string end up in logs and Referer headers.
+            self.response_mode = None
+            raise _Interaction("invalid_request", "response_mode=query cannot carry tokens; use fragment or form_post.")
 
     def check_session(self, request, params, prompt):
         """Login, prompt=login and max_age: send the user to log in when they must."""
@@ -131,9 +160,13 @@ class AuthorizeView(AuthorizationView):
         consent = Consent.objects.filter(user=request.user, application=application).first()
         return consent is None or not consent.covers(scopes)
 
+    def get_initial(self):
+        return {**super().get_initial(), "response_mode": self.oauth2_data.get("response_mode")}
+
     def show_consent(self, request, application, scopes, credentials):
         self.oauth2_data = {
             **credentials,
+            "response_mode": self.response_mode,
             "scopes": scopes,
             "application": application,
         }
@@ -149,6 +182,12 @@ class AuthorizeView(AuthorizationView):
         form = self.get_form(self.get_form_class())
         if not form.is_valid():
             return self.render_error(_("The consent form was incomplete. Start again from the application."), status=400)
+        self.response_mode = form.cleaned_data.get("response_mode") or None
+        self.redirect_uri = form.cleaned_data["redirect_uri"]
+        try:
+            self.check_response_mode(form.cleaned_data["response_type"], self.response_mode)
+        except _Interaction as e:
+            return self.render_error(e.description)
         if form.cleaned_data.get("allow"):
             application = Application.objects.filter(client_id=form.cleaned_data["client_id"]).first()
             if application is not None:
@@ -186,16 +225,32 @@ class AuthorizeView(AuthorizationView):
 
     def redirect_error(self, application, credentials, error, description):
         redirect_uri = credentials["redirect_uri"]
-        response_type = credentials.get("response_type", "code")
         payload = {"error": error, "error_description": description}
         if credentials.get("state"):
             payload["state"] = credentials["state"]
         # Errors travel where the response would have (OAuth 2.0 Multiple Response Types §5).
-        if response_type.strip() != "code":
+        mode = self.response_mode or ("query" if normalise_response_type(credentials.get("response_type")) == "code" else "fragment")
+        if mode == "fragment":
             url = f"{redirect_uri}#{urlencode(payload)}"
         else:
             url = redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(payload)
-        return self.redirect(url, application)
+        return self.redirect(url, application, redirect_uri=redirect_uri)
+
+    def redirect(self, redirect_to, application, redirect_uri=None):
+        if getattr(self, "response_mode", None) == "form_post":
+            return self.form_post(redirect_to, redirect_uri or self.redirect_uri)
+        return super().redirect(redirect_to, application)
+
+    def form_post(self, redirect_to, redirect_uri):
+        """OAuth 2.0 Form Post Response Mode: the response as a self-submitting form."""
+        from django.shortcuts import render
+
+        target = urlsplit(redirect_to)
+        registered_query = set(parse_qsl(urlsplit(redirect_uri).query, keep_blank_values=True))
+        fields = [p for p in parse_qsl(target.query, keep_blank_values=True) if p not in registered_query]
+        fields += parse_qsl(target.fragment, keep_blank_values=True)
+        action = urlunsplit(target._replace(fragment="", query=urlsplit(redirect_uri).query))
+        return render(self.request, "oidc_provider/form_post.html", {"action": action, "fields": fields})
 
     def error_response(self, error, application, **kwargs):
         redirect, error_response = OAuthLibMixin.error_response(self, error, **kwargs)

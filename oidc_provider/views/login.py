@@ -1,14 +1,22 @@
 """The hosted login page (CONTRACT §3: fields `username` and `password`)."""
 
 from django.contrib.auth import views as auth_views
+from django.shortcuts import render
 from django.utils.decorators import method_decorator
 
+from .. import throttle
+from .guards import reject_malformed_input
 from .pages import hosted_page
 
 
-@method_decorator(hosted_page, name="dispatch")
+@method_decorator([hosted_page, reject_malformed_input(html=True)], name="dispatch")
 class LoginView(auth_views.LoginView):
     template_name = "oidc_provider/login.html"
+
+    def post(self, request, *args, **kwargs):
+        if throttle.is_throttled(throttle.client_ip(request)):
+            return render(request, "oidc_provider/locked_out.html", {"throttled": True}, status=429)
+        return super().post(request, *args, **kwargs)
 
     def get_initial(self):
         initial = super().get_initial()

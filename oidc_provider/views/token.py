@@ -4,10 +4,11 @@ from django.db import router, transaction
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.models import get_access_token_model
+from .guards import reject_malformed_input
 from oauth2_provider.views import TokenView as DOTTokenView
 
 
-@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
 class TokenView(DOTTokenView):
     def post(self, request, *args, **kwargs):
         # One transaction per exchange: a request that loses the race for a code rolls

@@ -6,6 +6,7 @@ from django.http import JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.models import get_access_token_model
+from .guards import reject_malformed_input
 from oauth2_provider.views import UserInfoView as DOTUserInfoView
 
 
@@ -14,7 +15,7 @@ def _bearer(request):
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-@method_decorator(csrf_exempt, name="dispatch")
+@method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
 class UserInfoView(DOTUserInfoView):
     def _create_userinfo_response(self, request):
         refused = self._insufficient_scope(request)

@@ -1,0 +1,79 @@
+"""AK/SK pairs of programmatic access accounts: issue, authenticate, revoke, rotate.
+
+The AK is sent as client_id and the SK as client_secret with grant_type=client_credentials.
+The SK is shown once and stored as a keyed digest (secrets.py), checked in constant time.
+"""
+
+import secrets as _random
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import secrets
+from .models import AccessAccount, AccessKey
+from .scopes import OIDC_SCOPE_DESCRIPTIONS, all_scopes
+
+PREFIX = "AK"
+
+
+def generate_access_key():
+    return PREFIX + _random.token_hex(12).upper()
+
+
+def validate_scopes(scopes):
+    """Error messages for scopes an account may not hold (resource scopes only)."""
+    known = [s for s in all_scopes() if s not in OIDC_SCOPE_DESCRIPTIONS]
+    errors = []
+    for scope in scopes:
+        if scope in OIDC_SCOPE_DESCRIPTIONS:
+            errors.append(_("'%(scope)s' is an end-user scope; an access account has no end user. Resource scopes: %(known)s.") % {"scope": scope, "known": ", ".join(known)})
+        elif scope not in known:
+            errors.append(_("Unknown scope '%(scope)s'. Resource scopes: %(known)s.") % {"scope": scope, "known": ", ".join(known)})
+    return errors
+
+
+def issue(account):
+    """A new AK/SK pair for the account; returns (AccessKey, sk). The SK is never seen again."""
+    sk = secrets.generate_secret()
+    key = AccessKey.objects.create(account=account, access_key=generate_access_key(), secret_key=sk)
+    return key, sk
+
+
+def revoke(key):
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+@transaction.atomic
+def rotate(key):
+    """Replace one pair with a new one on the same account; the other pairs are untouched."""
+    new_key, sk = issue(key.account)
+    revoke(key)
+    return new_key, sk
+
+
+def is_access_key(client_id):
+    return isinstance(client_id, str) and client_id.startswith(PREFIX)
+
+
+def authenticate(access_key, secret_key):
+    """The active AccessKey for this AK/SK, or None; records its use."""
+    key = AccessKey.objects.select_related("account__application").filter(access_key=access_key).first()
+    if key is None:
+        # Same work as a real check, so timing does not tell whether an AK exists.
+        secrets.verify(secret_key or "", secrets.PREFIX + "0" * 64)
+        return None
+    if not secrets.verify(secret_key or "", key.secret_key) or not key.is_active:
+        return None
+    AccessKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return key
+
+
+def get_or_create_account(name, scopes=()):
+    account = AccessAccount.objects.filter(name=name).first()
+    if account is None:
+        account = AccessAccount.objects.create(name=name, scopes=list(dict.fromkeys(scopes)))
+    return account

@@ -1,0 +1,42 @@
+"""Input every endpoint refuses before it reaches oauthlib or the database (CONTRACT §7)."""
+
+from functools import wraps
+
+from django.http import JsonResponse
+from django.shortcuts import render
+
+MAX_PARAMETER_LENGTH = 8192
+
+
+def _problem(request):
+    for params in (request.GET, request.POST):
+        for key, values in params.lists():
+            for value in [key, *values]:
+                if "\x00" in value:
+                    return "A parameter contains a NUL byte; send printable text."
+                if len(value) > MAX_PARAMETER_LENGTH:
+                    return f"The parameter '{key[:40]}' is longer than {MAX_PARAMETER_LENGTH} characters."
+    if "\x00" in request.META.get("HTTP_AUTHORIZATION", ""):
+        return "The Authorization header contains a NUL byte."
+    return None
+
+
+def reject_malformed_input(html=False):
+    """400 for NUL bytes (PostgreSQL cannot store them) and absurdly long values."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            problem = _problem(request)
+            if problem is None:
+                return view(request, *args, **kwargs)
+            if html:
+                context = {"error": "invalid_request", "error_description": problem}
+                return render(request, "oidc_provider/error.html", context, status=400)
+            response = JsonResponse({"error": "invalid_request", "error_description": problem}, status=400)
+            response["Cache-Control"] = "no-store"
+            return response
+
+        return wrapper
+
+    return decorator
