@@ -15,7 +15,10 @@ DEFAULTS = {
     "AUTHORIZATION_CODE_TTL": 60,
     "ACCESS_TOKEN_TTL": 3600,
     "ID_TOKEN_TTL": 3600,
-    "REFRESH_TOKEN_TTL": 30 * 24 * 3600,
+    # A refresh token dies after this long unused (sliding, renewed by each rotation)...
+    "REFRESH_TOKEN_IDLE_TTL": 30 * 24 * 3600,
+    # ...and its whole family this long after the login that started it, used or not.
+    "REFRESH_TOKEN_MAX_TTL": 90 * 24 * 3600,
     # Key for the digests of client secrets (and AK/SK secrets). Defaults to one derived
     # from SECRET_KEY; set it explicitly to rotate SECRET_KEY without re-issuing secrets.
     "SECRET_DIGEST_KEY": None,
@@ -86,7 +89,7 @@ def dot_settings(**overrides):
         "AUTHORIZATION_CODE_EXPIRE_SECONDS": ttl["AUTHORIZATION_CODE_TTL"],
         "ACCESS_TOKEN_EXPIRE_SECONDS": ttl["ACCESS_TOKEN_TTL"],
         "ID_TOKEN_EXPIRE_SECONDS": ttl["ID_TOKEN_TTL"],
-        "REFRESH_TOKEN_EXPIRE_SECONDS": ttl["REFRESH_TOKEN_TTL"],
+        "REFRESH_TOKEN_EXPIRE_SECONDS": ttl["REFRESH_TOKEN_IDLE_TTL"],
         "ROTATE_REFRESH_TOKEN": True,
         "REFRESH_TOKEN_REUSE_PROTECTION": True,
         # PKCE: required per application type (validators.is_pkce_required); never plain.

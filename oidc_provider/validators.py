@@ -9,6 +9,7 @@ from urllib.parse import unquote_plus
 
 import jwt
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_id_token_model, get_refresh_token_model, revoke_access_token
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -166,6 +167,31 @@ class OIDCValidator(OAuth2Validator):
             access_token_id=access_token.pk if access_token else None,
             token_family=refresh_token.token_family if refresh_token else None,
         )
+
+    # -- refresh tokens: rotation, replay detection, lifetimes -------------------------
+
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        # DOT revokes the family when a rotated-out token comes back (REUSE_PROTECTION);
+        # we announce it, and bound the family's whole life.
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            self._announce_replay(refresh_token, client, request)
+            return False
+        rt = request.refresh_token_instance
+        max_ttl = oidc_settings.REFRESH_TOKEN_MAX_TTL
+        if max_ttl and rt.token_family:
+            born = get_refresh_token_model().objects.filter(token_family=rt.token_family).aggregate(born=Min("created"))["born"]
+            if born and born + timedelta(seconds=max_ttl) <= timezone.now():
+                return False
+        return True
+
+    def _announce_replay(self, refresh_token, client, request):
+        checksum = hashlib.sha256(refresh_token.encode("utf-8", "replace")).hexdigest()
+        replayed = (
+            get_refresh_token_model().objects.filter(token_checksum=checksum, revoked__isnull=False)
+            .values_list("token_family", flat=True).first()
+        )
+        if replayed is not None:
+            signals.refresh_token_replayed.send(sender=type(self), application=client, token_family=replayed, request=request)
 
     # -- tokens ---------------------------------------------------------------------
 
