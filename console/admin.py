@@ -9,6 +9,7 @@ secrets.
 # the replacement below independent of INSTALLED_APPS order.
 import oauth2_provider.admin  # noqa: F401
 from django.contrib import admin, messages
+from django.db.models import Case, Value, When
 from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
@@ -21,6 +22,10 @@ from .forms import ApplicationForm
 
 if admin.site.is_registered(Application):
     admin.site.unregister(Application)
+
+
+def _order_of(field, values):
+    return Case(*(When(**{field: v}, then=Value(i)) for i, v in enumerate(values)), default=Value(len(values)))
 
 
 def secret_message(app):
@@ -45,6 +50,8 @@ class ApplicationAdmin(admin.ModelAdmin):
     radio_fields = {"application_type": admin.VERTICAL}
     actions = ("regenerate_secret",)
     ordering = ("name",)
+    # DOT's get_absolute_url() names a URL this site does not serve.
+    view_on_site = False
 
     def get_fieldsets(self, request, obj=None):
         identity = ["name", "description", "application_type"]
@@ -121,6 +128,13 @@ class GrantPolicyAdmin(admin.ModelAdmin):
     fields = ("application_type", "grant", "state", "updated_at")
     readonly_fields = ("application_type", "grant", "updated_at")
     list_per_page = 100
+
+    def get_ordering(self, request):
+        # The order of the docs' table (grants down, types across), not the alphabet's.
+        return (
+            _order_of("grant", policy.GRANTS).asc(),
+            _order_of("application_type", policy.APPLICATION_TYPES).asc(),
+        )
 
     def has_add_permission(self, request):
         # One row per (type, grant), seeded by migration; there is nothing to add.

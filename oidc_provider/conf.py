@@ -96,7 +96,10 @@ def dot_settings(**overrides):
         "PKCE_REQUIRED": False,
         "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
         "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
-        "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": True,
+        # Ask only when the spec says to (no valid id_token_hint for the logged-in user).
+        "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+        # Logout revokes the logging-out application's tokens only (views/logout.py).
+        "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,
         "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
         "REQUEST_APPROVAL_PROMPT": "auto",
         "ERROR_RESPONSE_WITH_SCOPES": False,

@@ -77,6 +77,13 @@ class Application(AbstractApplication):
         help_text=_("Stored as a keyed digest; the secret itself is shown once, when it is made."),
     )
     algorithm = models.CharField(max_length=5, choices=AbstractApplication.ALGORITHM_TYPES, default="RS256", blank=True)
+    # Derived from application_type and grant_types in save(); DOT code still reads them.
+    client_type = models.CharField(
+        max_length=32, choices=AbstractApplication.CLIENT_TYPES, default=AbstractApplication.CLIENT_CONFIDENTIAL, editable=False
+    )
+    authorization_grant_type = models.CharField(
+        max_length=44, choices=AbstractApplication.GRANT_TYPES, default=AbstractApplication.GRANT_AUTHORIZATION_CODE, editable=False
+    )
 
     class Meta(AbstractApplication.Meta):
         verbose_name = _("application")
@@ -110,7 +117,9 @@ class Application(AbstractApplication):
 
     def clean(self):
         errors = {}
-        if self.application_type not in policy.APPLICATION_TYPES:
+        if not isinstance(self.grant_types, list) or not all(isinstance(g, str) for g in self.grant_types):
+            errors["grant_types"] = [_("Give the grants as a list of names, e.g. [\"authorization_code\", \"refresh_token\"].")]
+        elif self.application_type not in policy.APPLICATION_TYPES:
             errors["application_type"] = [_("Choose one of: %s.") % ", ".join(policy.APPLICATION_TYPES)]
         else:
             grant_errors = policy.validate_grants(self.application_type, self.grant_types or [])

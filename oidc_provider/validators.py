@@ -216,6 +216,66 @@ class OIDCValidator(OAuth2Validator):
         )
         return request.issued_refresh_token
 
+    # -- introspection (RFC 7662) ------------------------------------------------------
+
+    def introspect_token(self, token, token_type_hint, request, *args, **kwargs):
+        """Claims of an active token the caller may see, else None (-> {"active": false}).
+
+        A client sees its own tokens only; an application marked as a resource server sees all.
+        """
+        checksum = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        lookups = [self._introspect_access_token, self._introspect_refresh_token]
+        if token_type_hint == "refresh_token":
+            lookups.reverse()
+        caller = request.client
+        for lookup in lookups:
+            found = lookup(checksum)
+            if found is None:
+                continue
+            owner, claims_ = found
+            if owner.pk != caller.pk and not caller.is_resource_server:
+                return None
+            return claims_
+        return None
+
+    def _token_claims(self, token, token_type):
+        data = {
+            "scope": token.scope if hasattr(token, "scope") else "",
+            "client_id": token.application.client_id,
+            "token_type": token_type,
+            "iss": oidc_settings.issuer,
+            "iat": int(token.created.timestamp()),
+        }
+        if token.user_id is not None:
+            data["sub"] = claims.subject(token.user)
+            data["username"] = token.user.get_username()
+        key = getattr(token.application, "access_account", None) if token.application.application_type == policy.SERVICE else None
+        if key is not None:
+            data["account"] = key.name
+        return data
+
+    def _introspect_access_token(self, checksum):
+        token = (
+            get_access_token_model().objects.select_related("application", "user")
+            .filter(token_checksum=checksum).first()
+        )
+        if token is None or token.is_expired():
+            return None
+        data = self._token_claims(token, "Bearer")
+        data.update(exp=int(token.expires.timestamp()), aud=token.application.client_id)
+        return token.application, data
+
+    def _introspect_refresh_token(self, checksum):
+        token = (
+            get_refresh_token_model().objects.select_related("application", "user", "access_token")
+            .filter(token_checksum=checksum, revoked__isnull=True).first()
+        )
+        if token is None or token.access_token is None:
+            return None
+        data = self._token_claims(token, "refresh_token")
+        data["scope"] = token.access_token.scope
+        return token.application, data
+
     # -- ID tokens (OIDC Core 2, 3.1.3.6, 5.4) ----------------------------------------
 
     def get_oidc_issuer_endpoint(self, request):

@@ -6,5 +6,6 @@ urlpatterns = [
     path("oidc/", include("oidc_provider.urls")),
     path("accounts/", include("oidc_provider.account_urls")),
     path("admin/", admin.site.urls),
+    path("api/", include("project.api")),
     path("", RedirectView.as_view(url="/oidc/.well-known/openid-configuration", permanent=False)),
 ]

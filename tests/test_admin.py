@@ -368,3 +368,34 @@ def test_non_staff_user_cannot_post_actions(logged_in):
     assert response["Location"].startswith("/admin/login/")
     key.refresh_from_db()
     assert key.status == SigningKey.ACTIVE
+
+
+def test_policy_changelist_follows_the_docs_order(admin_client):
+    rows = admin_client.get(POLICY_URL).context["cl"].result_list
+    assert [(r.grant, r.application_type) for r in rows] == [
+        (g, t) for g in policy.GRANTS for t in policy.APPLICATION_TYPES
+    ]
+
+
+def test_application_change_page_renders_without_view_on_site(admin_client, web_app, spa_app):
+    for app in (web_app, spa_app):
+        response = admin_client.get(f"{APPS_URL}{app.pk}/change/")
+        assert response.status_code == 200
+        assert "/admin/r/" not in response.content.decode()
+
+
+def test_public_application_made_confidential_gets_a_secret_shown_once(admin_client, spa_app):
+    data = app_data(
+        name=spa_app.name,
+        application_type=policy.WEB,
+        grant_types=[policy.AUTHORIZATION_CODE],
+        redirect_uris=spa_app.redirect_uris,
+        _save="Save",
+    )
+    response = admin_client.post(f"{APPS_URL}{spa_app.pk}/change/", data, follow=True)
+    spa_app.refresh_from_db()
+    assert spa_app.client_type == Application.CLIENT_CONFIDENTIAL
+    shown = [m for m in messages_of(response) if "client secret:" in m]
+    assert len(shown) == 1
+    secret = re.search(r"client secret: (\S+)", shown[0]).group(1)
+    assert secrets.verify(secret, spa_app.client_secret)

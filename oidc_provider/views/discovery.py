@@ -11,7 +11,7 @@ from ..scopes import all_scopes
 
 def provider_metadata():
     issuer = oidc_settings.issuer
-    grant_types = [g for g in policy.TOKEN_GRANT_TYPES if g != "refresh_token"] + ["implicit", "refresh_token"]
+    grant_types = ["authorization_code", "implicit", "password", "client_credentials", "refresh_token"]
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/auth",
@@ -19,9 +19,13 @@ def provider_metadata():
         "userinfo_endpoint": f"{issuer}/me",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "end_session_endpoint": f"{issuer}/session/end",
+        "introspection_endpoint": f"{issuer}/token/introspection",
+        "revocation_endpoint": f"{issuer}/token/revocation",
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": list(all_scopes()),
         "response_types_supported": list(policy.RESPONSE_TYPES),
-        "response_modes_supported": ["query", "fragment"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
         "grant_types_supported": grant_types,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [keys.ALGORITHM],

@@ -33,6 +33,7 @@ def create_application(*, name, application_type, grants=None, redirect_uris=(),
         skip_authorization=skip_consent,
     )
     app.full_clean(exclude=DERIVED_FIELDS)
+    # With whatever post_save listeners (audit log) write, or nothing at all.
     with transaction.atomic():
         app.save()
     return app

@@ -1,0 +1,36 @@
+"""Token introspection (RFC 7662) and revocation (RFC 7009), both client-authenticated."""
+
+from django.http import HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import View
+from oauth2_provider.views import RevokeTokenView as DOTRevokeTokenView
+from oauth2_provider.views.mixins import OAuthLibMixin
+
+from .guards import reject_malformed_input
+
+
+def _no_store(response):
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+@method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
+class IntrospectionView(OAuthLibMixin, View):
+    def post(self, request, *args, **kwargs):
+        core = self.get_oauthlib_core()
+        uri, method, body, headers = core._extract_params(request)
+        headers, body, status = core.server.create_introspect_response(uri, method, body, headers)
+        response = HttpResponse(body, status=status, content_type="application/json")
+        for name, value in headers.items():
+            response[name] = value
+        return _no_store(response)
+
+
+@method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
+class RevocationView(DOTRevokeTokenView):
+    """DOT's revocation: a client may revoke only its own tokens; revoking an access token revokes its refresh token."""
+
+    def post(self, request, *args, **kwargs):
+        return _no_store(super().post(request, *args, **kwargs))
