@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import signals
@@ -90,10 +90,13 @@ def ensure_active_key():
     """The active key row, creating one on first start."""
     from .models import SigningKey
 
-    key = SigningKey.objects.filter(status=SigningKey.ACTIVE).order_by("-activated_at", "-id").first()
+    key = SigningKey.objects.filter(status=SigningKey.ACTIVE).first()
     if key is None:
-        with transaction.atomic():
-            key = SigningKey.objects.select_for_update().filter(status=SigningKey.ACTIVE).first() or generate()
+        try:
+            with transaction.atomic():
+                key = generate()
+        except IntegrityError:  # another process made it first; the constraint allows one
+            key = SigningKey.objects.get(status=SigningKey.ACTIVE)
     return key
 
 
@@ -164,7 +167,7 @@ def rotate():
 
     now = timezone.now()
     previous = list(SigningKey.objects.select_for_update().filter(status=SigningKey.ACTIVE))
-    new = SigningKey.objects.filter(status=SigningKey.NEXT).order_by("created_at").first()
+    new = SigningKey.objects.select_for_update().filter(status=SigningKey.NEXT).order_by("created_at").first()
     if new is None:
         new = generate(status=SigningKey.NEXT)
     SigningKey.objects.filter(pk__in=[k.pk for k in previous]).update(status=SigningKey.INACTIVE)
@@ -175,14 +178,17 @@ def rotate():
     return new
 
 
+@transaction.atomic
 def retire(key):
     """Take a key out of JWKS; refused for the active key (rotate first)."""
     from .models import SigningKey
 
+    key = SigningKey.objects.select_for_update().get(pk=key.pk)
     if key.status == SigningKey.ACTIVE:
         raise ValueError("The active key cannot be retired; rotate first so another key signs new tokens.")
     key.status = SigningKey.RETIRED
     key.retired_at = timezone.now()
     key.save(update_fields=["status", "retired_at"])
+    _parsed.pop(key.kid, None)
     signals.signing_key_retired.send(sender=SigningKey, key=key)
     return key

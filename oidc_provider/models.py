@@ -56,6 +56,15 @@ def validate_redirect_uri(uri, application_type):
         )
 
 
+def validate_origin(origin):
+    """A CORS origin: scheme://host[:port], https (http only on loopback), no path."""
+    parts = urlsplit(origin)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ValidationError(_("'%(origin)s' is not an origin (scheme://host[:port], no path).") % {"origin": origin})
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValidationError(_("'%(origin)s' uses http on a non-loopback host; use https.") % {"origin": origin})
+
+
 class Application(AbstractApplication):
     """A relying party: its type decides which grants it may hold (CONTRACT §5).
 
@@ -126,14 +135,23 @@ class Application(AbstractApplication):
             if grant_errors:
                 errors["grant_types"] = grant_errors
         uris = self.redirect_uris.split()
-        uri_errors = []
-        for uri in uris + self.post_logout_redirect_uris.split():
+        for field in ("redirect_uris", "post_logout_redirect_uris"):
+            field_errors = []
+            for uri in getattr(self, field).split():
+                try:
+                    validate_redirect_uri(uri, self.application_type)
+                except ValidationError as e:
+                    field_errors.extend(e.messages)
+            if field_errors:
+                errors[field] = field_errors
+        origin_errors = []
+        for origin in self.allowed_origins.split():
             try:
-                validate_redirect_uri(uri, self.application_type)
+                validate_origin(origin)
             except ValidationError as e:
-                uri_errors.extend(e.messages)
-        if uri_errors:
-            errors["redirect_uris"] = uri_errors
+                origin_errors.extend(e.messages)
+        if origin_errors:
+            errors["allowed_origins"] = origin_errors
         front_channel = {policy.AUTHORIZATION_CODE, policy.IMPLICIT, policy.HYBRID}
         if not uris and front_channel & set(self.grant_types or []):
             errors.setdefault("redirect_uris", []).append(
@@ -170,6 +188,11 @@ class Application(AbstractApplication):
             schemes |= {urlsplit(u).scheme.lower() for u in self.redirect_uris.split()} - DANGEROUS_SCHEMES
         return sorted(schemes)
 
+    def get_absolute_url(self):
+        from django.urls import reverse
+
+        return reverse("admin:oidc_provider_application_change", args=[self.pk])
+
     @property
     def jwk_key(self):
         from . import keys
@@ -186,7 +209,7 @@ class GrantPolicy(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
-        verbose_name = _("grant policy")
+        verbose_name = _("grant policy entry")
         verbose_name_plural = _("grant policy")
         constraints = [models.UniqueConstraint(fields=["application_type", "grant"], name="oidc_grantpolicy_unique_pair")]
         ordering = ["grant", "application_type"]
@@ -218,6 +241,10 @@ class SigningKey(models.Model):
     class Meta:
         verbose_name = _("signing key")
         ordering = ["-created_at"]
+        constraints = [
+            # Exactly one key signs: two workers starting at once cannot both create one.
+            models.UniqueConstraint(fields=["status"], condition=models.Q(status="active"), name="oidc_signingkey_one_active"),
+        ]
 
     def __str__(self):
         return f"{self.kid} ({self.status})"

@@ -140,6 +140,9 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # Hosted pages cannot be framed (clickjacking on login and consent).
 X_FRAME_OPTIONS = "DENY"
+# The console shows a new client secret once, in a message: keep messages server-side,
+# never in a (signed but readable) cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True

@@ -37,5 +37,5 @@ class ApplicationFactory(factory.django.DjangoModelFactory):
     application_type = policy.WEB
     redirect_uris = "https://rp.example.com/callback"
     post_logout_redirect_uris = "https://rp.example.com/logged-out"
-    grant_types = factory.LazyAttribute(lambda a: list(policy.DEFAULT_POLICY and policy.recommended_grants(a.application_type)))
+    grant_types = factory.LazyAttribute(lambda a: policy.recommended_grants(a.application_type))
     skip_authorization = False

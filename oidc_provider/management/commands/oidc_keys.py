@@ -78,7 +78,7 @@ class Command(ProviderCommand):
                 "Run 'manage.py oidc_keys rotate' first, then retire it once its tokens have expired."
             )
         try:
-            keys.retire(key)
+            key = keys.retire(key)
         except ValueError as e:  # keys.retire has the last word (e.g. it became active meanwhile)
             raise CommandError(str(e)) from None
         data = {**describe(key), "published_kids": published_kids()}
