@@ -7,6 +7,7 @@ A site configures the provider with one dict, ``OIDC_PROVIDER``; everything else
 
 from django.conf import settings
 from django.core.signals import setting_changed
+from django.utils.translation import gettext_lazy as _
 
 DEFAULTS = {
     # The issuer exactly as it appears in `iss` (no trailing slash).
@@ -23,7 +24,7 @@ DEFAULTS = {
     # from SECRET_KEY; set it explicitly to rotate SECRET_KEY without re-issuing secrets.
     "SECRET_DIGEST_KEY": None,
     # Resource scopes offered beside the OIDC ones: name -> description shown on consent.
-    "RESOURCE_SCOPES": {"read": "Read your data", "write": "Change your data"},
+    "RESOURCE_SCOPES": {"read": _("Read your data"), "write": _("Change your data")},
     # Dotted path of a callable(user) -> dict of OIDC standard claims.
     "USER_CLAIMS": "oidc_provider.claims.default_user_claims",
     # Hosted pages' branding.

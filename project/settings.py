@@ -140,6 +140,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # Hosted pages cannot be framed (clickjacking on login and consent).
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "oidc_provider.views.pages.csrf_failure"
 # The console shows a new client secret once, in a message: keep messages server-side,
 # never in a (signed but readable) cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
@@ -166,7 +167,7 @@ AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "oidc_provider/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "oidc_provider.views.pages.locked_out"
 AXES_VERBOSE = False
 
 LOGGING = {

@@ -2,6 +2,9 @@
 
 from functools import wraps
 
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+
 
 def hosted_page(view):
     """Hosted pages cannot be framed, and load nothing from elsewhere."""
@@ -12,9 +15,23 @@ def hosted_page(view):
         response["X-Frame-Options"] = "DENY"
         response.setdefault(
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
             "script-src 'self'; frame-ancestors 'none'; form-action 'self' *",
         )
         return response
 
     return wrapper
+
+
+def csrf_failure(request, reason=""):
+    """A branded, actionable page instead of Django's bare 403 (CSRF_FAILURE_VIEW)."""
+    message = _("This form expired or was opened in another window. Go back, reload the page and try again.")
+    return hosted_page(lambda r: render(r, "oidc_provider/error.html", {"error": "csrf_failed", "error_description": message}, status=403))(request)
+
+
+def locked_out(request, credentials=None, *args, **kwargs):
+    """django-axes' lockout response (AXES_LOCKOUT_CALLABLE), as a hosted page."""
+    from axes.helpers import get_cool_off
+
+    context = {"username": (credentials or {}).get("username"), "cooloff_timedelta": get_cool_off(request)}
+    return hosted_page(lambda r: render(r, "oidc_provider/locked_out.html", context, status=429))(request)
