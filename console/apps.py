@@ -6,3 +6,6 @@ class ConsoleConfig(AppConfig):
     name = "console"
     verbose_name = _("Console")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import audit  # noqa: F401  connects the audit receivers

@@ -7,5 +7,6 @@ urlpatterns = [
     path("accounts/", include("oidc_provider.account_urls")),
     path("admin/", admin.site.urls),
     path("api/", include("project.api")),
+    path("console/", include("console.urls")),
     path("", RedirectView.as_view(url="/oidc/.well-known/openid-configuration", permanent=False)),
 ]

@@ -1,0 +1,126 @@
+"""The audit log: ``record()`` for console changes, and receivers for the provider's security events.
+
+``oidc_provider`` announces what happens through signals and never imports this module.
+"""
+
+import logging
+
+from axes.signals import user_locked_out
+from django.contrib.auth.signals import user_login_failed
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.dispatch import receiver
+from django.utils import timezone
+
+from oidc_provider import signals
+
+from .models import AuditEvent, DailyTokenCount
+
+log = logging.getLogger(__name__)
+
+# The actions, one vocabulary for the admin, the API, the CLI and the receivers below.
+APPLICATION_CREATED = "application.created"
+APPLICATION_CHANGED = "application.changed"
+APPLICATION_DELETED = "application.deleted"
+APPLICATION_SECRET_REGENERATED = "application.secret_regenerated"
+POLICY_CHANGED = "policy.changed"
+ACCESS_ACCOUNT_CREATED = "access_account.created"
+ACCESS_ACCOUNT_CHANGED = "access_account.changed"
+ACCESS_KEY_ISSUED = "access_key.issued"
+ACCESS_KEY_REVOKED = "access_key.revoked"
+ACCESS_KEY_ROTATED = "access_key.rotated"
+SIGNING_KEY_ROTATED = "signing_key.rotated"
+SIGNING_KEY_RETIRED = "signing_key.retired"
+TOKENS_REVOKED = "tokens.revoked"
+CONSENT_REVOKED = "consent.revoked"
+API_TOKEN_CREATED = "api_token.created"
+LOGIN_FAILED = "login.failed"
+LOGIN_LOCKED_OUT = "login.locked_out"
+GRANT_REFUSED = "grant.refused"
+CODE_REPLAYED = "code.replayed"
+REFRESH_TOKEN_REPLAYED = "refresh_token.replayed"
+
+
+def _ip(request):
+    meta = getattr(request, "META", None) or getattr(request, "headers", None) or {}
+    return meta.get("REMOTE_ADDR") or None
+
+
+def record(action, *, actor=None, actor_label=None, target=None, target_label=None, request=None, **details):
+    """Append one event. ``actor`` is a user; ``target`` any model instance (or None)."""
+    if actor is None and request is not None:
+        user = getattr(request, "user", None)
+        actor = user if getattr(user, "is_authenticated", False) else None
+    if actor_label is None:
+        actor_label = actor.get_username() if actor is not None else "anonymous"
+    return AuditEvent.objects.create(
+        actor=actor,
+        actor_label=actor_label[:150],
+        action=action,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_label=(target_label or (str(target) if target is not None else ""))[:255],
+        ip_address=_ip(request),
+        details=details,
+    )
+
+
+def count_token(grant, day=None):
+    """Count one issued token for the dashboard, race-free on every backend."""
+    day = day or timezone.localdate()
+    updated = DailyTokenCount.objects.filter(day=day, grant=grant).update(count=F("count") + 1)
+    if not updated:
+        try:
+            with transaction.atomic():
+                DailyTokenCount.objects.create(day=day, grant=grant, count=1)
+        except IntegrityError:
+            DailyTokenCount.objects.filter(day=day, grant=grant).update(count=F("count") + 1)
+
+
+# -- security events from the provider and from authentication -------------------------
+
+
+def _client(application):
+    return getattr(application, "client_id", "") or ""
+
+
+@receiver(signals.token_issued, dispatch_uid="console.audit.token_issued")
+def _token_issued(sender, application=None, grant=None, **kwargs):
+    count_token(grant or "unknown")
+
+
+@receiver(signals.grant_refused, dispatch_uid="console.audit.grant_refused")
+def _grant_refused(sender, application=None, grant=None, reason=None, request=None, **kwargs):
+    record(GRANT_REFUSED, actor_label=_client(application), target=application, request=request, grant=grant, reason=reason)
+
+
+@receiver(signals.code_replayed, dispatch_uid="console.audit.code_replayed")
+def _code_replayed(sender, application=None, request=None, **kwargs):
+    record(CODE_REPLAYED, actor_label=_client(application), target=application, request=request)
+
+
+@receiver(signals.refresh_token_replayed, dispatch_uid="console.audit.refresh_replayed")
+def _refresh_replayed(sender, application=None, token_family=None, request=None, **kwargs):
+    record(REFRESH_TOKEN_REPLAYED, actor_label=_client(application), target=application, request=request, token_family=str(token_family))
+
+
+@receiver(signals.signing_key_rotated, dispatch_uid="console.audit.key_rotated")
+def _key_rotated(sender, key=None, previous=(), **kwargs):
+    record(SIGNING_KEY_ROTATED, actor_label="system", target=key, target_label=key.kid, previous=[k.kid for k in previous])
+
+
+@receiver(signals.signing_key_retired, dispatch_uid="console.audit.key_retired")
+def _key_retired(sender, key=None, **kwargs):
+    record(SIGNING_KEY_RETIRED, actor_label="system", target=key, target_label=key.kid)
+
+
+@receiver(user_login_failed, dispatch_uid="console.audit.login_failed")
+def _login_failed(sender, credentials=None, request=None, **kwargs):
+    # Credentials arrive cleansed of the password; keep only the username.
+    username = str((credentials or {}).get("username", ""))[:150]
+    record(LOGIN_FAILED, actor_label=username or "anonymous", request=request, path=getattr(request, "path", ""))
+
+
+@receiver(user_locked_out, dispatch_uid="console.audit.locked_out")
+def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
+    record(LOGIN_LOCKED_OUT, actor_label=str(username or "")[:150], request=request, ip_address=ip_address)

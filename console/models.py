@@ -1,0 +1,40 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class AuditEvent(models.Model):
+    """Who did what, when: console changes and security events. Append-only."""
+
+    occurred_at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("actor")
+    )
+    # Who, as text: a username, "cli", a client_id, or "anonymous"; kept when the user is deleted.
+    actor_label = models.CharField(_("actor"), max_length=150, blank=True, default="")
+    action = models.CharField(_("action"), max_length=64, db_index=True)
+    target_type = models.CharField(_("target type"), max_length=64, blank=True, default="")
+    target_id = models.CharField(_("target id"), max_length=255, blank=True, default="")
+    target_label = models.CharField(_("target"), max_length=255, blank=True, default="")
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["action", "occurred_at"], name="console_audit_action_time")]
+
+    def __str__(self):
+        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_label}".strip()
+
+
+class DailyTokenCount(models.Model):
+    """Tokens issued per day and grant, for the dashboard (one row per day and grant)."""
+
+    day = models.DateField(_("day"))
+    grant = models.CharField(_("grant"), max_length=64)
+    count = models.PositiveIntegerField(_("count"), default=0)
+
+    class Meta:
+        verbose_name = _("tokens issued per day")
+        constraints = [models.UniqueConstraint(fields=["day", "grant"], name="console_dailytokencount_day_grant")]
