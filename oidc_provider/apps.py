@@ -21,6 +21,21 @@ def _ensure_signing_key(sender, using="default", **kwargs):
         keys.ensure_active_key()
 
 
+def _configure_django_oauth_toolkit():
+    """Give django-oauth-toolkit our configuration under whatever the site set itself.
+
+    A site installing the apps need not write an OAUTH2_PROVIDER dict; one it writes wins
+    key by key, and checks.py reports choices that contradict the provider.
+    """
+    from django.conf import settings
+    from oauth2_provider.settings import oauth2_settings
+
+    from .conf import dot_settings
+
+    settings.OAUTH2_PROVIDER = {**dot_settings(), **getattr(settings, "OAUTH2_PROVIDER", {})}
+    oauth2_settings.reload()
+
+
 class OIDCProviderConfig(AppConfig):
     name = "oidc_provider"
     verbose_name = _("OpenID Connect provider")
@@ -28,6 +43,8 @@ class OIDCProviderConfig(AppConfig):
 
     def ready(self):
         from django.contrib.auth.signals import user_logged_in
+
+        _configure_django_oauth_toolkit()
 
         from . import checks, throttle  # noqa: F401  registers the system checks and receivers
 

@@ -3,7 +3,7 @@
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Tags, Warning, register
 
 from .conf import oidc_settings
 
@@ -35,3 +35,79 @@ def check_application_model(app_configs, **kwargs):
             id="oidc_provider.E004",
         )]
     return []
+
+
+@register()
+def check_dot_settings(app_configs, **kwargs):
+    """django-oauth-toolkit settings that would silently bypass the provider's rules."""
+    from django.utils.module_loading import import_string
+
+    from .validators import OIDCValidator
+
+    dot = getattr(settings, "OAUTH2_PROVIDER", {})
+    errors = []
+    validator = dot.get("OAUTH2_VALIDATOR_CLASS", "oidc_provider.validators.OIDCValidator")
+    cls = import_string(validator) if isinstance(validator, str) else validator
+    if not (isinstance(cls, type) and issubclass(cls, OIDCValidator)):
+        errors.append(Error(
+            f"OAUTH2_PROVIDER['OAUTH2_VALIDATOR_CLASS'] is {validator!r}, which does not extend the provider's validator.",
+            hint="Remove it, or subclass oidc_provider.validators.OIDCValidator.",
+            id="oidc_provider.E005",
+        ))
+    if dot.get("COMPLIANT_BCP_RFC9700_PKCE_METHOD") is False:
+        errors.append(Error(
+            "OAUTH2_PROVIDER['COMPLIANT_BCP_RFC9700_PKCE_METHOD'] is False: PKCE 'plain' would be accepted.",
+            hint="Remove the setting; the provider accepts only S256.", id="oidc_provider.E006",
+        ))
+    if dot.get("REFRESH_TOKEN_REUSE_PROTECTION") is False:
+        errors.append(Error(
+            "OAUTH2_PROVIDER['REFRESH_TOKEN_REUSE_PROTECTION'] is False: a replayed refresh token would not revoke its family.",
+            hint="Remove the setting.", id="oidc_provider.E007",
+        ))
+    return errors
+
+
+@register()
+def check_issuer_matches_urls(app_configs, **kwargs):
+    """The issuer's path must be where the site mounted the provider, or discovery would lie."""
+    from django.urls import NoReverseMatch, reverse
+
+    issuer = oidc_settings.issuer
+    if not issuer:
+        return []
+    try:
+        discovery = reverse("oidc_provider:discovery")
+    except NoReverseMatch:
+        return [Warning(
+            "The provider's URLs are not included in the site's URLconf.",
+            hint="Add path('oidc/', include('oidc_provider.urls')) to your urls.py (any prefix; make the issuer end with it).",
+            id="oidc_provider.W001",
+        )]
+    mount = discovery[: -len("/.well-known/openid-configuration")]
+    if urlsplit(issuer).path.rstrip("/") != mount.rstrip("/"):
+        return [Error(
+            f"The issuer {issuer!r} does not end with the path the provider is mounted at ({mount!r}).",
+            hint=f"Set OIDC_PROVIDER['ISSUER'] to https://<your host>{mount}, or mount the URLs at the issuer's path.",
+            id="oidc_provider.E008",
+        )]
+    return []
+
+
+@register(Tags.database)
+def check_signing_key(app_configs, databases=None, **kwargs):
+    """Without an active key no ID token can be signed (`manage.py check --database default`)."""
+    from django.db import DatabaseError
+
+    from .models import SigningKey
+
+    if not databases:
+        return []
+    try:
+        if SigningKey.objects.filter(status=SigningKey.ACTIVE).exists():
+            return []
+    except DatabaseError:
+        return []  # not migrated yet: `migrate` runs this check before it creates the tables
+    return [Warning(
+        "There is no active signing key; one is made at the next migrate or first token request.",
+        hint="Run manage.py oidc_keys rotate to make one now.", id="oidc_provider.W002",
+    )]

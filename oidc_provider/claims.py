@@ -23,8 +23,31 @@ OIDC_SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access
 
 
 def subject(user):
-    """The `sub` claim: stable per user, never reassigned."""
-    return str(user.pk)
+    """The `sub` claim: stable per user, never reassigned (OIDC Core 2).
+
+    SUBJECT_TYPE "opaque" (the default) gives each user a random identifier on first use;
+    "pk" uses the database id, for sites that already hand it out.
+    """
+    if oidc_settings.SUBJECT_TYPE == "pk":
+        return str(user.pk)
+    cached = getattr(user, "_oidc_subject", None)
+    if cached is None:
+        from .models import Subject
+
+        cached = user._oidc_subject = Subject.objects.get_or_create(user=user)[0].value
+    return cached
+
+
+def user_for_subject(sub):
+    """The user a `sub` names, or None."""
+    from django.contrib.auth import get_user_model
+
+    if oidc_settings.SUBJECT_TYPE == "pk":
+        return get_user_model()._default_manager.filter(pk=sub).first() if str(sub).isdigit() else None
+    from .models import Subject
+
+    row = Subject.objects.select_related("user").filter(value=sub).first()
+    return row.user if row else None
 
 
 def default_user_claims(user):

@@ -25,6 +25,8 @@ DEFAULTS = {
     "SECRET_DIGEST_KEY": None,
     # Resource scopes offered beside the OIDC ones: name -> description shown on consent.
     "RESOURCE_SCOPES": {"read": _("Read your data"), "write": _("Change your data")},
+    # "opaque": a random `sub` per user, kept in the Subject table; "pk": the user's database id.
+    "SUBJECT_TYPE": "opaque",
     # Dotted path of a callable(user) -> dict of OIDC standard claims.
     "USER_CLAIMS": "oidc_provider.claims.default_user_claims",
     # Hosted pages' branding.

@@ -250,6 +250,28 @@ class SigningKey(models.Model):
         return f"{self.kid} ({self.status})"
 
 
+def _new_subject():
+    import secrets as _random
+
+    return _random.token_urlsafe(24)
+
+
+class Subject(models.Model):
+    """A user's `sub`: random, stable for life, never reused and never the database id.
+
+    Kept in its own table so a custom user model needs no extra field.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_subject")
+    value = models.CharField(_("subject identifier"), max_length=64, unique=True, default=_new_subject)
+
+    class Meta:
+        verbose_name = _("subject identifier")
+
+    def __str__(self):
+        return self.value
+
+
 class Consent(models.Model):
     """The scopes a user approved for an application; later requests within them skip the page."""
 

@@ -158,12 +158,9 @@ OIDC_PROVIDER = {
     "SITE_NAME": os.environ.get("OIDC_SITE_NAME", "Identity"),
 }
 
-# The provider configures django-oauth-toolkit for itself (oidc_provider.conf); a site
-# only names the swapped model, which DOT reads at import time.
+# The provider configures django-oauth-toolkit itself (oidc_provider.apps); a site only
+# names the swapped model, which DOT reads before any app is ready.
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oidc_provider.Application"
-from oidc_provider.conf import dot_settings  # noqa: E402
-
-OAUTH2_PROVIDER = dot_settings()
 
 # Brute force (CONTRACT §7): 5 failures per username+IP in 15 minutes lock that pair.
 AXES_FAILURE_LIMIT = 5

@@ -1,5 +1,6 @@
 """Authorization code flow, with and without PKCE (RFC 6749 §4.1, RFC 7636, OIDC Core 3.1)."""
 
+from oidc_provider.claims import subject
 from oidc_provider import policy
 from tests.factories import ApplicationFactory
 from tests.helpers import authorize, consent, exchange, get_code, pkce_pair, query_of, verify_id_token
@@ -16,7 +17,7 @@ def test_code_flow_issues_access_id_and_refresh_tokens_with_client_secret_basic(
     assert body["token_type"] == "Bearer"
     assert body["access_token"] and body["refresh_token"] and body["id_token"]
     claims = verify_id_token(logged_in, body["id_token"], web_app.client_id)
-    assert claims["sub"] == str(user.pk)
+    assert claims["sub"] == subject(user)
     assert claims["aud"] == web_app.client_id
     assert claims["azp"] == web_app.client_id
     assert claims["nonce"] == "n-0S6_WzA2Mj"

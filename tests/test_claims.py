@@ -1,5 +1,6 @@
 """Claims per scope (OIDC Core 5.4) in userinfo and the ID token."""
 
+from oidc_provider.claims import subject
 from tests.helpers import exchange, get_code, verify_id_token
 
 
@@ -12,7 +13,7 @@ def test_userinfo_returns_claims_of_granted_scopes(logged_in, web_app, user):
     """oidcc-scope-profile / -email: claims from userinfo when an access token is issued."""
     tokens = _tokens(logged_in, web_app, "openid profile email")
     info = logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").json()
-    assert info["sub"] == str(user.pk)
+    assert info["sub"] == subject(user)
     assert info["name"] == "Ada Lovelace"
     assert info["given_name"] == "Ada" and info["family_name"] == "Lovelace"
     assert info["preferred_username"] == user.username
@@ -25,7 +26,7 @@ def test_userinfo_returns_claims_of_granted_scopes(logged_in, web_app, user):
 def test_openid_scope_alone_releases_only_sub(logged_in, web_app, user):
     tokens = _tokens(logged_in, web_app, "openid")
     info = logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").json()
-    assert info == {"sub": str(user.pk)}
+    assert info == {"sub": subject(user)}
 
 
 def test_userinfo_by_post_with_bearer_header(logged_in, web_app):

@@ -1,6 +1,7 @@
 """Implicit and hybrid flows, response modes (OIDC Core 3.2, 3.3; Multiple Response Types; Form Post)."""
 
 import re
+from oidc_provider.claims import subject
 from html import unescape
 from urllib.parse import urlsplit
 
@@ -73,7 +74,7 @@ def test_hybrid_code_id_token_has_c_hash_and_the_code_gives_access_id_refresh(lo
     tokens = exchange(logged_in, hybrid_app, params["code"], secret=hybrid_app.plaintext_secret).json()
     assert tokens["access_token"] and tokens["refresh_token"]
     back = verify_id_token(logged_in, tokens["id_token"], hybrid_app.client_id)
-    assert back["sub"] == front["sub"] == str(user.pk)
+    assert back["sub"] == front["sub"] == subject(user)
     assert back["nonce"] == front["nonce"] == "n-0S6_WzA2Mj"
 
 

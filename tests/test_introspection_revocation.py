@@ -2,6 +2,7 @@
 
 import pytest
 
+from oidc_provider.claims import subject
 from oidc_provider import policy
 from tests.factories import ApplicationFactory
 from tests.helpers import basic_auth, exchange, get_code
@@ -31,7 +32,7 @@ def test_client_introspects_its_own_access_token(client, web_app, tokens, user):
     data = response.json()
     assert data["active"] is True
     assert data["client_id"] == web_app.client_id and data["scope"] == "openid profile"
-    assert data["sub"] == str(user.pk) and data["username"] == user.username
+    assert data["sub"] == subject(user) and data["username"] == user.username
     assert data["token_type"] == "Bearer" and data["exp"] > data["iat"]
     assert data["iss"] == "http://127.0.0.1:8000/oidc"
 

@@ -1,6 +1,7 @@
 """prompt, max_age, id_token_hint, login_hint (OIDC Core 3.1.2.1, 3.1.2.6)."""
 
 import time
+from oidc_provider.claims import subject
 from urllib.parse import parse_qs, urlsplit
 
 from tests.factories import PASSWORD
@@ -34,7 +35,7 @@ def test_prompt_none_with_session_and_consent_succeeds_silently(logged_in, web_a
     second = exchange(logged_in, web_app, query_of(response)["code"], secret=web_app.plaintext_secret).json()
     a = verify_id_token(logged_in, first["id_token"], web_app.client_id)
     b = verify_id_token(logged_in, second["id_token"], web_app.client_id)
-    assert a["sub"] == b["sub"] == str(user.pk)
+    assert a["sub"] == b["sub"] == subject(user)
 
 
 def test_prompt_none_with_other_values_is_invalid_request(logged_in, web_app):

@@ -1,5 +1,6 @@
 """Refresh tokens (RFC 6749 §6, RFC 9700 §4.14) and the password grant (RFC 6749 §4.3)."""
 
+from oidc_provider.claims import subject
 from datetime import timedelta
 
 import pytest
@@ -31,7 +32,7 @@ def test_refresh_rotates_and_returns_a_new_id_token(logged_in, web_app, tokens, 
     assert body["refresh_token"] != tokens["refresh_token"]
     assert body["access_token"] != tokens["access_token"]
     claims = verify_id_token(logged_in, body["id_token"], web_app.client_id)
-    assert claims["sub"] == str(user.pk)
+    assert claims["sub"] == subject(user)
     assert response["Cache-Control"] == "no-store"
 
 
@@ -101,7 +102,7 @@ def test_password_grant_returns_access_id_and_refresh_tokens(client, password_ap
     body = response.json()
     assert body["access_token"] and body["refresh_token"]
     claims = verify_id_token(client, body["id_token"], password_app.client_id)
-    assert claims["sub"] == str(user.pk) and claims["azp"] == password_app.client_id
+    assert claims["sub"] == subject(user) and claims["azp"] == password_app.client_id
 
 
 def test_password_grant_without_openid_has_no_id_token(client, password_app, user):

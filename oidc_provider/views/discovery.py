@@ -1,6 +1,9 @@
 """Discovery (OIDC Discovery 1.0 §3) and the JWKS document."""
 
+from urllib.parse import urlsplit
+
 from django.http import JsonResponse
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from .. import keys, policy
@@ -9,18 +12,24 @@ from ..conf import oidc_settings
 from ..scopes import all_scopes
 
 
+def endpoint(name):
+    """An endpoint's absolute URL: the issuer's origin and the path the site mounted it at."""
+    parts = urlsplit(oidc_settings.issuer)
+    return f"{parts.scheme}://{parts.netloc}{reverse(f'oidc_provider:{name}')}"
+
+
 def provider_metadata():
     issuer = oidc_settings.issuer
     grant_types = ["authorization_code", "implicit", "password", "client_credentials", "refresh_token"]
     return {
         "issuer": issuer,
-        "authorization_endpoint": f"{issuer}/auth",
-        "token_endpoint": f"{issuer}/token",
-        "userinfo_endpoint": f"{issuer}/me",
-        "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "end_session_endpoint": f"{issuer}/session/end",
-        "introspection_endpoint": f"{issuer}/token/introspection",
-        "revocation_endpoint": f"{issuer}/token/revocation",
+        "authorization_endpoint": endpoint("authorize"),
+        "token_endpoint": endpoint("token"),
+        "userinfo_endpoint": endpoint("userinfo"),
+        "jwks_uri": endpoint("jwks"),
+        "end_session_endpoint": endpoint("end-session"),
+        "introspection_endpoint": endpoint("introspection"),
+        "revocation_endpoint": endpoint("revocation"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": list(all_scopes()),
