@@ -5,7 +5,6 @@
 
 import logging
 
-from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_login_failed
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -121,6 +120,13 @@ def _login_failed(sender, credentials=None, request=None, **kwargs):
     record(LOGIN_FAILED, actor_label=username or "anonymous", request=request, path=getattr(request, "path", ""))
 
 
-@receiver(user_locked_out, dispatch_uid="console.audit.locked_out")
 def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
     record(LOGIN_LOCKED_OUT, actor_label=str(username or "")[:150], request=request, ip_address=ip_address)
+
+
+try:  # django-axes is optional: a site may protect its login another way.
+    from axes.signals import user_locked_out
+except ImportError:  # pragma: no cover
+    pass
+else:
+    user_locked_out.connect(_locked_out, dispatch_uid="console.audit.locked_out")

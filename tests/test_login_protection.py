@@ -29,6 +29,12 @@ def test_five_failures_lock_the_username_for_that_ip_with_a_message(client, user
     assert locked.status_code == 429
     assert b"15" in locked.content  # says for how long
     assert AccessAttempt.objects.filter(username=user.username, ip_address="10.0.0.1").exists()
+    # Every lockout and failure is in the audit log, without the password.
+    from console.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="login.locked_out", actor_label=user.username).exists()
+    assert AuditEvent.objects.filter(action="login.failed", actor_label=user.username).count() >= 5
+    assert "wrong" not in str(list(AuditEvent.objects.values_list("details", flat=True)))
 
 
 def test_a_lockout_from_one_ip_does_not_lock_the_user_out_elsewhere(client, user):
