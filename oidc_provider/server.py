@@ -4,9 +4,13 @@ import json
 
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types import ResourceOwnerPasswordCredentialsGrant
-from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
+from oauthlib.oauth2.rfc6749.grant_types.authorization_code import (
+    code_challenge_method_s256,
+)
 from oauthlib.openid import Server as OpenIDServer
-from oauthlib.openid.connect.core.grant_types.base import GrantTypeBase as OpenIDGrantTypeBase
+from oauthlib.openid.connect.core.grant_types.base import (
+    GrantTypeBase as OpenIDGrantTypeBase,
+)
 
 from .policy import normalise_response_type
 

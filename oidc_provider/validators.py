@@ -11,13 +11,19 @@ import jwt
 from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_grant_model, get_id_token_model, get_refresh_token_model, revoke_access_token
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_id_token_model,
+    get_refresh_token_model,
+    revoke_access_token,
+)
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
 from . import access_keys, claims, keys, policy, secrets, signals, throttle
 from .conf import oidc_settings
-from .models import AccessKey, RedeemedCode
+from .models import AccessAccount, AccessKey, RedeemedCode
 
 log = logging.getLogger(__name__)
 
@@ -238,9 +244,9 @@ class OIDCValidator(OAuth2Validator):
             return claims_
         return None
 
-    def _token_claims(self, token, token_type):
+    def _token_claims(self, token, token_type, scope):
         data = {
-            "scope": token.scope if hasattr(token, "scope") else "",
+            "scope": scope,
             "client_id": token.application.client_id,
             "token_type": token_type,
             "iss": oidc_settings.issuer,
@@ -249,9 +255,10 @@ class OIDCValidator(OAuth2Validator):
         if token.user_id is not None:
             data["sub"] = claims.subject(token.user)
             data["username"] = token.user.get_username()
-        key = getattr(token.application, "access_account", None) if token.application.application_type == policy.SERVICE else None
-        if key is not None:
-            data["account"] = key.name
+        if token.application.application_type == policy.SERVICE:
+            account = AccessAccount.objects.filter(application=token.application).first()
+            if account is not None:
+                data["account"] = account.name
         return data
 
     def _introspect_access_token(self, checksum):
@@ -261,7 +268,7 @@ class OIDCValidator(OAuth2Validator):
         )
         if token is None or token.is_expired():
             return None
-        data = self._token_claims(token, "Bearer")
+        data = self._token_claims(token, "Bearer", token.scope)
         data.update(exp=int(token.expires.timestamp()), aud=token.application.client_id)
         return token.application, data
 
@@ -272,8 +279,7 @@ class OIDCValidator(OAuth2Validator):
         )
         if token is None or token.access_token is None:
             return None
-        data = self._token_claims(token, "refresh_token")
-        data["scope"] = token.access_token.scope
+        data = self._token_claims(token, "refresh_token", token.access_token.scope)
         return token.application, data
 
     # -- ID tokens (OIDC Core 2, 3.1.3.6, 5.4) ----------------------------------------

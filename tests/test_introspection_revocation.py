@@ -89,3 +89,18 @@ def test_a_client_cannot_revoke_another_clients_token(client, web_app, tokens, d
 def test_revocation_with_bad_client_is_401(client, web_app, tokens):
     response = client.post("/oidc/token/revocation", {"token": tokens["access_token"]}, HTTP_AUTHORIZATION=basic_auth(web_app.client_id, "bad"))
     assert response.status_code == 401
+
+
+def test_an_ak_sk_token_introspects_with_its_account(client, db):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("accesskey", "create", "--account", "etl", "--scope", "read", "--json", stdout=out)
+    pair = json.loads(out.getvalue())
+    auth = basic_auth(pair["access_key"], pair["secret_key"])
+    token = client.post("/oidc/token", {"grant_type": "client_credentials", "scope": "read"}, HTTP_AUTHORIZATION=auth).json()["access_token"]
+    data = client.post("/oidc/token/introspection", {"token": token}, HTTP_AUTHORIZATION=auth).json()
+    assert data["active"] is True and data["account"] == "etl" and data["scope"] == "read" and "sub" not in data

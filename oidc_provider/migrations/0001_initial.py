@@ -2,9 +2,10 @@
 
 import django.db.models.deletion
 import oauth2_provider.generators
-import oidc_provider.models
 from django.conf import settings
 from django.db import migrations, models
+
+import oidc_provider.models
 
 
 class Migration(migrations.Migration):

@@ -3,7 +3,10 @@
 from django.contrib.auth import logout
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
-from oauth2_provider.exceptions import InvalidOIDCClientError, InvalidOIDCRedirectURIError
+from oauth2_provider.exceptions import (
+    InvalidOIDCClientError,
+    InvalidOIDCRedirectURIError,
+)
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 from oauth2_provider.views import RPInitiatedLogoutView
 

@@ -4,8 +4,9 @@ from django.db import router, transaction
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.models import get_access_token_model
-from .guards import reject_malformed_input
 from oauth2_provider.views import TokenView as DOTTokenView
+
+from .guards import reject_malformed_input
 
 
 @method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")

@@ -6,8 +6,9 @@ from django.http import JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.models import get_access_token_model
-from .guards import reject_malformed_input
 from oauth2_provider.views import UserInfoView as DOTUserInfoView
+
+from .guards import reject_malformed_input
 
 
 def _bearer(request):
