@@ -104,13 +104,14 @@ def _refresh_replayed(sender, application=None, token_family=None, request=None,
 
 
 @receiver(signals.signing_key_rotated, dispatch_uid="console.audit.key_rotated")
-def _key_rotated(sender, key=None, previous=(), **kwargs):
-    record(SIGNING_KEY_ROTATED, actor_label="system", target=key, target_label=key.kid, previous=[k.kid for k in previous])
+def _key_rotated(sender, key=None, previous=(), actor=None, **kwargs):
+    record(SIGNING_KEY_ROTATED, actor=actor, actor_label=None if actor else "system", target=key, target_label=key.kid,
+           previous=[k.kid for k in previous])
 
 
 @receiver(signals.signing_key_retired, dispatch_uid="console.audit.key_retired")
-def _key_retired(sender, key=None, **kwargs):
-    record(SIGNING_KEY_RETIRED, actor_label="system", target=key, target_label=key.kid)
+def _key_retired(sender, key=None, actor=None, **kwargs):
+    record(SIGNING_KEY_RETIRED, actor=actor, actor_label=None if actor else "system", target=key, target_label=key.kid)
 
 
 @receiver(user_login_failed, dispatch_uid="console.audit.login_failed")

@@ -157,7 +157,7 @@ def verify(token, audience=None, verify_exp=True):
 
 
 @transaction.atomic
-def rotate():
+def rotate(actor=None):
     """Make a new key active: the prepared ``next`` key if there is one, else a new one.
 
     The previous active key stays published (``inactive``) until it is retired, so tokens
@@ -174,12 +174,12 @@ def rotate():
     new.status = SigningKey.ACTIVE
     new.activated_at = now
     new.save(update_fields=["status", "activated_at"])
-    signals.signing_key_rotated.send(sender=SigningKey, key=new, previous=previous)
+    signals.signing_key_rotated.send(sender=SigningKey, key=new, previous=previous, actor=actor)
     return new
 
 
 @transaction.atomic
-def retire(key):
+def retire(key, actor=None):
     """Take a key out of JWKS; refused for the active key (rotate first)."""
     from .models import SigningKey
 
@@ -190,5 +190,5 @@ def retire(key):
     key.retired_at = timezone.now()
     key.save(update_fields=["status", "retired_at"])
     _parsed.pop(key.kid, None)
-    signals.signing_key_retired.send(sender=SigningKey, key=key)
+    signals.signing_key_retired.send(sender=SigningKey, key=key, actor=actor)
     return key

@@ -168,6 +168,14 @@ def validate_grants(application_type, grants, policy=None):
     return errors
 
 
+def applications_holding(application_type, grant):
+    """Applications of this type that list the grant (filtered in Python: JSON lookups differ per backend)."""
+    from .models import Application
+
+    apps = Application.objects.filter(application_type=application_type).order_by("name", "id")
+    return [a for a in apps if grant in (a.grant_types or [])]
+
+
 def may_use(application, grant):
     """True when the application holds the grant and its type's policy allows it now."""
     return grant in (application.grant_types or []) and state_of(application.application_type, grant) != FORBIDDEN

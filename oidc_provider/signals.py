@@ -10,7 +10,7 @@ grant_refused = Signal()
 code_replayed = Signal()
 # kwargs: application, token_family, request
 refresh_token_replayed = Signal()
-# kwargs: key, previous
+# kwargs: key, previous, actor (the user who asked, or None for the CLI or the system)
 signing_key_rotated = Signal()
-# kwargs: key
+# kwargs: key, actor
 signing_key_retired = Signal()

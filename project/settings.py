@@ -199,4 +199,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["console.api.docs.only_console_api"],
+    "ENUM_NAME_OVERRIDES": {"PolicyStateEnum": "oidc_provider.policy.STATE_CHOICES"},
 }

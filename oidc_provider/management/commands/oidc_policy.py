@@ -5,13 +5,8 @@ from django.db import transaction
 
 from oidc_provider import policy
 from oidc_provider.management import ProviderCommand
-from oidc_provider.models import Application, GrantPolicy
+from oidc_provider.models import GrantPolicy
 
-
-def applications_holding(application_type, grant):
-    """Applications of this type that list the grant (JSON containment differs per backend, so filter here)."""
-    apps = Application.objects.filter(application_type=application_type).order_by("name", "id")
-    return [a for a in apps if grant in (a.grant_types or [])]
 
 
 class Command(ProviderCommand):
@@ -61,7 +56,7 @@ class Command(ProviderCommand):
                 row.state = state
                 row.save(update_fields=["state", "updated_at"])
 
-        holding = applications_holding(application_type, grant) if state == policy.FORBIDDEN else []
+        holding = policy.applications_holding(application_type, grant) if state == policy.FORBIDDEN else []
         data = {
             "application_type": application_type,
             "grant": grant,

@@ -1,0 +1,145 @@
+"""``/console/api/policy/``: the grant policy, one entry per (application type, grant) (CONTRACT §5)."""
+
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers, viewsets
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from console import audit
+from oidc_provider import policy
+from oidc_provider.models import GrantPolicy
+
+from .permissions import ConsoleAPIMixin
+
+PAIR_PARAMETERS = [
+    OpenApiParameter("application_type", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(policy.APPLICATION_TYPES)),
+    OpenApiParameter("grant", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(policy.GRANTS)),
+]
+
+
+
+class PolicyEntrySerializer(serializers.Serializer):
+    application_type = serializers.ChoiceField(choices=policy.APPLICATION_TYPE_CHOICES, read_only=True)
+    grant = serializers.ChoiceField(choices=policy.GRANT_CHOICES, read_only=True)
+    state = serializers.ChoiceField(
+        choices=policy.STATE_CHOICES,
+        error_messages={"invalid_choice": f'"{{input}}" is not a state. Choose one of: {", ".join(policy.STATES)}.'},
+        help_text="recommended: on for new applications of the type; allowed: may be turned on; "
+        "forbidden: refused at the authorization and token endpoints from the next request.",
+    )
+    default_state = serializers.ChoiceField(choices=policy.STATE_CHOICES, read_only=True)
+
+
+class HoldingApplicationSerializer(serializers.Serializer):
+    client_id = serializers.CharField()
+    name = serializers.CharField()
+
+
+class PolicyChangeSerializer(PolicyEntrySerializer):
+    previous_state = serializers.ChoiceField(choices=policy.STATE_CHOICES, read_only=True)
+    applications_holding_grant = HoldingApplicationSerializer(
+        many=True, read_only=True,
+        help_text="When the grant becomes forbidden: applications of the type that still list it. "
+        "Their requests for it are refused (unauthorized_client) from now on.",
+    )
+    warning = serializers.CharField(read_only=True, allow_null=True)
+
+
+def _entry(application_type, grant, state):
+    return {
+        "application_type": application_type,
+        "grant": grant,
+        "state": state,
+        "default_state": policy.DEFAULT_POLICY[(application_type, grant)],
+    }
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The whole policy: 24 entries, types × grants"),
+    retrieve=extend_schema(summary="One (application type, grant) entry", parameters=PAIR_PARAMETERS),
+    update=extend_schema(
+        summary="Set the state of one entry", parameters=PAIR_PARAMETERS, responses={200: PolicyChangeSerializer}
+    ),
+    partial_update=extend_schema(
+        summary="Set the state of one entry", parameters=PAIR_PARAMETERS, responses={200: PolicyChangeSerializer}
+    ),
+)
+class GrantPolicyViewSet(ConsoleAPIMixin, viewsets.GenericViewSet):
+    """The grant policy: for each application type, which grants are recommended, allowed or forbidden.
+
+    ``GET /console/api/policy/`` lists one entry per (application type, grant), types in the
+    order web, spa, native, service and, within each, grants in the order authorization_code,
+    hybrid, implicit, password, client_credentials, refresh_token.
+
+    An entry is addressed as ``/console/api/policy/{application_type}/{grant}/``, e.g.
+    ``/console/api/policy/service/client_credentials/``. ``PUT`` or ``PATCH`` it with
+    ``{"state": "recommended" | "allowed" | "forbidden"}``; the change holds from the next
+    request. When a grant becomes forbidden, the response lists the applications of that type
+    that still hold it, with a ``warning``.
+    """
+
+    serializer_class = PolicyEntrySerializer
+    # Only for DRF's browsable API, which asks for one; entries are built from
+    # policy.current_policy(), every (type, grant) pair, stored or default.
+    queryset = GrantPolicy.objects.all()
+    pagination_class = None
+
+    def _pair(self, application_type, grant):
+        if application_type not in policy.APPLICATION_TYPES:
+            raise NotFound(f"Unknown application type '{application_type}'. Choose one of: {', '.join(policy.APPLICATION_TYPES)}.")
+        if grant not in policy.GRANTS:
+            raise NotFound(f"Unknown grant '{grant}'. Choose one of: {', '.join(policy.GRANTS)}.")
+        return application_type, grant
+
+    def list(self, request):
+        current = policy.current_policy()
+        entries = [_entry(t, g, current[(t, g)]) for t in policy.APPLICATION_TYPES for g in policy.GRANTS]
+        return Response(PolicyEntrySerializer(entries, many=True).data)
+
+    def retrieve(self, request, application_type=None, grant=None):
+        application_type, grant = self._pair(application_type, grant)
+        return Response(PolicyEntrySerializer(_entry(application_type, grant, policy.state_of(application_type, grant))).data)
+
+    def update(self, request, application_type=None, grant=None, **kwargs):
+        application_type, grant = self._pair(application_type, grant)
+        serializer = PolicyEntrySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        state = serializer.validated_data["state"]
+
+        with transaction.atomic():
+            row, created = GrantPolicy.objects.select_for_update().get_or_create(
+                application_type=application_type, grant=grant, defaults={"state": state}
+            )
+            # Rows are seeded by migration; a missing one meant the default was in force.
+            previous = policy.DEFAULT_POLICY[(application_type, grant)] if created else row.state
+            if row.state != state:
+                row.state = state
+                row.save(update_fields=["state", "updated_at"])
+            if previous != state:
+                audit.record(
+                    audit.POLICY_CHANGED, request=request, target=row,
+                    application_type=application_type, grant=grant, previous_state=previous, state=state,
+                )
+
+        holding = policy.applications_holding(application_type, grant) if state == policy.FORBIDDEN else []
+        warning = None
+        if holding:
+            listed = ", ".join(f"'{a.name}' ({a.client_id})" for a in holding)
+            warning = (
+                f"{len(holding)} {application_type} application(s) still list {grant}: {listed}. "
+                f"Their {grant} requests are refused (unauthorized_client) from now on; "
+                f"remove the grant from them or choose another flow."
+            )
+        data = {
+            **_entry(application_type, grant, state),
+            "previous_state": previous,
+            "applications_holding_grant": [{"client_id": a.client_id, "name": a.name} for a in holding],
+            "warning": warning,
+        }
+        return Response(PolicyChangeSerializer(data).data)
+
+    def partial_update(self, request, *args, **kwargs):
+        # The one writable field is the state, so PATCH and PUT are the same change.
+        return self.update(request, *args, **kwargs)
