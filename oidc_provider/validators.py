@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import json
 import logging
 import uuid
 from datetime import timedelta
@@ -142,8 +143,42 @@ class OIDCValidator(OAuth2Validator):
 
     # -- codes: single use, and a replay revokes what the first exchange issued ----
 
+    def _grant(self, code, request):
+        """The Grant row of this code, read once per request (oauthlib asks for it six times)."""
+        cache = request.__dict__.setdefault("_grant_cache", {})
+        if code not in cache:
+            cache[code] = get_grant_model().objects.select_related("user").filter(code=code).first()
+        return cache[code]
+
+    def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
+        grant = self._grant(code, request)
+        return grant.scope.split() if grant and grant.scope else []
+
+    def get_authorization_code_nonce(self, client_id, code, redirect_uri, request):
+        grant = self._grant(code, request)
+        return (grant.nonce or None) if grant else None
+
+    def get_code_challenge(self, code, request):
+        grant = self._grant(code, request)
+        return (grant.code_challenge or None) if grant else None
+
+    def get_code_challenge_method(self, code, request):
+        grant = self._grant(code, request)
+        return (grant.code_challenge_method or None) if grant else None
+
+    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):
+        grant = self._grant(code, request)
+        return grant is not None and grant.application_id == client.pk and grant.redirect_uri_allowed(redirect_uri)
+
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
-        if super().validate_code(client_id, code, client, request, *args, **kwargs):
+        grant = self._grant(code, request)
+        if grant is not None and grant.application_id == client.pk and not grant.is_expired():
+            request.scopes = grant.scope.split(" ")
+            request.user = grant.user
+            if grant.nonce:
+                request.nonce = grant.nonce
+            if grant.claims:
+                request.claims = json.loads(grant.claims)
             return True
         spent = RedeemedCode.objects.filter(code_digest=code_digest(code), application=client).first()
         if spent is not None:
@@ -213,8 +248,21 @@ class OIDCValidator(OAuth2Validator):
         return result
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
-        request.issued_access_token = super()._create_access_token(expires, request, token, source_refresh_token)
-        return request.issued_access_token
+        # DOT re-verifies the ID token it was just handed to find its row; we signed it, we have the row.
+        id_token = getattr(request, "id_token", None) if token.get("id_token") else None
+        access_token = get_access_token_model()(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            id_token=id_token if isinstance(id_token, get_id_token_model()) else None,
+            application=request.client,
+            source_refresh_token=source_refresh_token,
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(access_token, token["access_token"])
+        access_token.save()
+        request.issued_access_token = access_token
+        return access_token
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
         request.issued_refresh_token = super()._create_refresh_token(
