@@ -1,27 +1,45 @@
-"""The admin console: applications, the grant policy and signing keys in /admin/.
+"""The admin console (/admin/): applications, the grant policy, programmatic access accounts,
+signing keys, tokens and consents, the audit log and the dashboard.
 
-django-oauth-toolkit's own admin stays for tokens, codes and ID tokens; its Application
-admin is replaced by ours, which knows application types, the grant policy and hashed
-secrets.
+django-oauth-toolkit registers admins for its models on import; ours replace those for the
+Application (types, the grant policy, hashed secrets) and for access and refresh tokens
+(revocation per user and application, audited). Every change made here is recorded with
+``console.audit.record``; signing key rotation and retirement are recorded by the receivers
+in ``console.audit``.
 """
 
 # DOT registers its admin for our swapped Application on import; importing it first makes
-# the replacement below independent of INSTALLED_APPS order.
-import oauth2_provider.admin  # noqa: F401
+# the replacements below independent of INSTALLED_APPS order.
+import oauth2_provider.admin as dot_admin
 from django.contrib import admin, messages
-from django.db.models import Case, Value, When
+from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.db.models import Case, Count, Max, Q, Value, When
+from django.shortcuts import redirect
+from django.urls import path
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model, revoke_access_token
 
-from oidc_provider import keys, policy
-from oidc_provider.models import Application, GrantPolicy, SigningKey
+from oidc_provider import access_keys, keys, policy
+from oidc_provider.models import AccessAccount, AccessKey, Application, Consent, GrantPolicy, SigningKey
 
-from .forms import ApplicationForm
+from . import audit, views
+from .forms import AccessAccountForm, ApplicationForm
+from .models import AuditEvent
 
-if admin.site.is_registered(Application):
-    admin.site.unregister(Application)
+AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
+
+for _model in (Application, AccessToken, RefreshToken):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+# The first page: counts and charts above the app list (console/templatetags/console_admin.py).
+if admin.site.index_template is None:
+    admin.site.index_template = "console/admin/index.html"
 
 
 def _order_of(field, values):
@@ -29,7 +47,7 @@ def _order_of(field, values):
 
 
 def secret_message(app):
-    """The one message that carries a client's secret in clear."""
+    """The one message that carries a client's secret in clear (the bulk regenerate action)."""
     return _(
         "Client ID: %(client_id)s — client secret: %(secret)s — copy the secret now: it is stored "
         "only as a digest and will not be shown again."
@@ -40,18 +58,52 @@ def public_message(app):
     return _("Client ID: %(client_id)s — public client: no secret, PKCE required.") % {"client_id": app.client_id}
 
 
+def _url(name, *args, query=None):
+    return views.admin_url(name, *args, query=query)
+
+
+# -- applications ---------------------------------------------------------------------------
+
+
 @admin.register(Application)
 class ApplicationAdmin(admin.ModelAdmin):
     form = ApplicationForm
     change_form_template = "admin/oidc_provider/application/console_change_form.html"
+    change_list_template = "console/admin/application_change_list.html"
     list_display = ("name", "client_id", "application_type", "grants", "skip_authorization", "created")
     list_filter = ("application_type",)
     search_fields = ("name", "client_id")
     radio_fields = {"application_type": admin.VERTICAL}
-    actions = ("regenerate_secret",)
+    actions = ("regenerate_secret", "revoke_all_tokens")
     ordering = ("name",)
     # DOT's get_absolute_url() names a URL this site does not serve.
     view_on_site = False
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("flow/", wrap(self.flow_view), name="oidc_provider_application_flow"),
+            path("<path:object_id>/credentials/", wrap(self.credentials_view), name="oidc_provider_application_credentials"),
+            path(
+                "<path:object_id>/regenerate-secret/",
+                wrap(self.regenerate_secret_view),
+                name="oidc_provider_application_regenerate_secret",
+            ),
+            path("<path:object_id>/revoke-tokens/", wrap(self.revoke_tokens_view), name="oidc_provider_application_revoke_tokens"),
+            *super().get_urls(),
+        ]
+
+    def flow_view(self, request):
+        return views.flow_chooser(request, self)
+
+    def credentials_view(self, request, object_id):
+        return views.application_credentials(request, self, object_id)
+
+    def regenerate_secret_view(self, request, object_id):
+        return views.regenerate_secret(request, self, object_id)
+
+    def revoke_tokens_view(self, request, object_id):
+        return views.revoke_application_tokens(request, self, object_id)
 
     def get_fieldsets(self, request, obj=None):
         identity = ["name", "description", "application_type"]
@@ -87,25 +139,98 @@ class ApplicationAdmin(admin.ModelAdmin):
         if obj.is_public:
             return _("None (public client)")
         if obj.client_secret:
-            return _("Set; stored only as a digest. Use the “Regenerate client secret” action for a new one.")
+            return _("Set; stored only as a digest, never shown again. Use “Regenerate client secret” for a new one.")
         return _("Not set")
 
-    # -- the secret, shown once ------------------------------------------------------
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        app = self.get_object(request, admin.utils.unquote(object_id))
+        extra = dict(extra_context or {})
+        if app is not None:
+            now = timezone.now()
+            extra.update(
+                diagrams=views.render_diagrams(app.application_type, app.grant_types),
+                credentials_url=_url("oidc_provider_application_credentials", app.pk),
+                regenerate_url=None if app.is_public else _url("oidc_provider_application_regenerate_secret", app.pk),
+                revoke_tokens_url=_url("oidc_provider_application_revoke_tokens", app.pk),
+                token_summary=[
+                    (
+                        _("Live access tokens"),
+                        AccessToken.objects.filter(application=app, expires__gt=now).count(),
+                        _url("oauth2_provider_accesstoken_changelist", query={"application__id__exact": app.pk, "live": "yes"}),
+                    ),
+                    (
+                        _("Live refresh tokens"),
+                        RefreshToken.objects.filter(application=app, revoked__isnull=True).count(),
+                        _url("oauth2_provider_refreshtoken_changelist", query={"application__id__exact": app.pk, "live": "yes"}),
+                    ),
+                    (
+                        _("Consents"),
+                        Consent.objects.filter(application=app).count(),
+                        _url("oidc_provider_consent_changelist", query={"application__id__exact": app.pk}),
+                    ),
+                ],
+            )
+        return super().change_view(request, object_id, form_url, extra)
 
-    def _announce_secret(self, request, obj):
-        if obj.is_public:
-            self.message_user(request, public_message(obj), messages.INFO)
-        elif obj.plaintext_secret:
-            self.message_user(request, secret_message(obj), messages.WARNING)
+    # -- audit ------------------------------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change:
+            changed = list(form.changed_data)
+            if changed or obj.plaintext_secret:
+                audit.record(
+                    audit.APPLICATION_CHANGED,
+                    request=request,
+                    target=obj,
+                    fields=changed,
+                    application_type=obj.application_type,
+                    grant_types=list(obj.grant_types or []),
+                )
+            if obj.plaintext_secret:
+                audit.record(audit.APPLICATION_SECRET_REGENERATED, request=request, target=obj, reason="became confidential")
+        else:
+            audit.record(
+                audit.APPLICATION_CREATED,
+                request=request,
+                target=obj,
+                application_type=obj.application_type,
+                grant_types=list(obj.grant_types or []),
+                via="add_form",
+            )
+
+    def delete_model(self, request, obj):
+        audit.record(audit.APPLICATION_DELETED, request=request, target=obj, client_id=obj.client_id)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            audit.record(audit.APPLICATION_DELETED, request=request, target=obj, client_id=obj.client_id)
+        super().delete_queryset(request, queryset)
+
+    # -- the secret, shown once ------------------------------------------------------------------
 
     def response_add(self, request, obj, post_url_continue=None):
-        self._announce_secret(request, obj)
-        return super().response_add(request, obj, post_url_continue)
+        if views.is_popup(request):
+            if obj.is_public:
+                self.message_user(request, public_message(obj), messages.INFO)
+            elif obj.plaintext_secret:
+                self.message_user(request, secret_message(obj), messages.WARNING)
+            return super().response_add(request, obj, post_url_continue)
+        if obj.plaintext_secret:
+            views.stash_client_secret(request, obj, obj.plaintext_secret)
+        return redirect(_url("oidc_provider_application_credentials", obj.pk))
 
     def response_change(self, request, obj):
         # A public application turned confidential gets its first secret on this save.
-        if obj.plaintext_secret:
-            self._announce_secret(request, obj)
+        if obj.plaintext_secret and not views.is_popup(request):
+            views.stash_client_secret(request, obj, obj.plaintext_secret)
+            self.message_user(
+                request,
+                _("%(name)s is now a confidential client and has a client secret, shown once below.") % {"name": obj.name},
+                messages.SUCCESS,
+            )
+            return redirect(_url("oidc_provider_application_credentials", obj.pk))
         return super().response_change(request, obj)
 
     @admin.action(description=_("Regenerate client secret"), permissions=["change"])
@@ -117,17 +242,46 @@ class ApplicationAdmin(admin.ModelAdmin):
             app.set_new_secret()
             app.save()
             self.log_change(request, app, [{"changed": {"fields": ["client secret"]}}])
+            audit.record(audit.APPLICATION_SECRET_REGENERATED, request=request, target=app)
             self.message_user(request, secret_message(app), messages.WARNING)
+
+    @admin.action(description=_("Revoke all tokens of the selected applications"), permissions=["change"])
+    def revoke_all_tokens(self, request, queryset):
+        for app in queryset:
+            counts = views.revoke_all_tokens(application=app)
+            audit.record(
+                audit.TOKENS_REVOKED,
+                request=request,
+                target=app,
+                scope="application",
+                access_tokens=counts[0],
+                refresh_tokens=counts[1],
+                codes=counts[2],
+            )
+            self.message_user(request, "%s: %s" % (app.name or app.client_id, views.revocation_message(*counts)), messages.SUCCESS)
+
+
+# -- the grant policy ---------------------------------------------------------------------------
 
 
 @admin.register(GrantPolicy)
 class GrantPolicyAdmin(admin.ModelAdmin):
+    change_list_template = "console/admin/grantpolicy_change_list.html"
     list_display = ("application_type", "grant", "state", "updated_at")
     list_editable = ("state",)
     list_filter = ("application_type", "grant")
     fields = ("application_type", "grant", "state", "updated_at")
     readonly_fields = ("application_type", "grant", "updated_at")
     list_per_page = 100
+
+    def get_urls(self):
+        return [
+            path("matrix/", self.admin_site.admin_view(self.matrix_view), name="oidc_provider_grantpolicy_matrix"),
+            *super().get_urls(),
+        ]
+
+    def matrix_view(self, request):
+        return views.policy_matrix(request, self)
 
     def get_ordering(self, request):
         # The order of the docs' table (grants down, types across), not the alphabet's.
@@ -144,7 +298,18 @@ class GrantPolicyAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
+        previous = form.initial.get("state")
         super().save_model(request, obj, form, change)
+        if previous != obj.state:
+            audit.record(
+                audit.POLICY_CHANGED,
+                request=request,
+                target=obj,
+                application_type=obj.application_type,
+                grant=obj.grant,
+                state=obj.state,
+                previous=previous,
+            )
         if obj.state != policy.FORBIDDEN:
             return
         holders = [
@@ -164,6 +329,9 @@ class GrantPolicyAdmin(admin.ModelAdmin):
                 % {"grant": obj.grant, "type": obj.application_type, "apps": ", ".join(sorted(holders))},
                 messages.WARNING,
             )
+
+
+# -- signing keys -------------------------------------------------------------------------------
 
 
 @admin.register(SigningKey)
@@ -201,7 +369,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
     @admin.action(description=_("Rotate signing keys (whatever is selected)"), permissions=["change"])
     def rotate_keys(self, request, queryset):
         previous = list(SigningKey.objects.filter(status=SigningKey.ACTIVE).values_list("kid", flat=True))
-        new = keys.rotate()
+        new = keys.rotate(actor=request.user)
         text = _("Key %(kid)s now signs new tokens.") % {"kid": new.kid}
         if previous:
             text += " " + _(
@@ -217,7 +385,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
             if key.status == SigningKey.RETIRED:
                 continue
             try:
-                keys.retire(key)
+                keys.retire(key, actor=request.user)
             except ValueError:
                 self.message_user(
                     request,
@@ -238,3 +406,496 @@ class SigningKeyAdmin(admin.ModelAdmin):
                 % {"count": len(retired), "kids": ", ".join(retired)},
                 messages.SUCCESS,
             )
+
+
+# -- programmatic access accounts and their key pairs ---------------------------------------------
+
+
+class KeyStatusFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return (("active", _("Active")), ("revoked", _("Revoked")))
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+def key_status(key):
+    if key.revoked_at is not None:
+        return _("Revoked")
+    if not key.account.is_active:
+        return _("Inactive account")
+    return _("Active")
+
+
+class AccessKeyInline(admin.TabularInline):
+    model = AccessKey
+    verbose_name = _("key pair")
+    verbose_name_plural = _("key pairs (AK/SK)")
+    fields = ("access_key", "created_at", "last_used_at", "revoked_at", "status", "key_actions")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("status"))
+    def status(self, obj):
+        return key_status(obj)
+
+    @admin.display(description=_("actions"))
+    def key_actions(self, obj):
+        if obj.pk is None or obj.revoked_at is not None:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}">{}</a>',
+            _url("oidc_provider_accesskey_rotate", obj.pk),
+            _("Rotate"),
+            _url("oidc_provider_accesskey_revoke", obj.pk),
+            _("Revoke"),
+        )
+
+
+@admin.register(AccessAccount)
+class AccessAccountAdmin(admin.ModelAdmin):
+    form = AccessAccountForm
+    change_form_template = "console/admin/accessaccount_change_form.html"
+    list_display = ("name", "is_active", "permissions", "active_pairs", "last_used", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "description", "keys__access_key")
+    inlines = (AccessKeyInline,)
+    actions = ("issue_key_pairs",)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _active_pairs=Count("keys", filter=Q(keys__revoked_at__isnull=True), distinct=True),
+                _last_used=Max("keys__last_used_at"),
+            )
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        fields = ["name", "description", "scopes", "is_active"]
+        if obj is None:
+            fields.append("issue_key")
+        fieldsets = [(None, {"fields": fields})]
+        if obj is not None:
+            fieldsets.append((_("Details"), {"fields": ["token_application", "created_at"]}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("token_application", "created_at") if obj is not None else ()
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/issue-key/",
+                self.admin_site.admin_view(self.issue_key_view),
+                name="oidc_provider_accessaccount_issue_key",
+            ),
+            *super().get_urls(),
+        ]
+
+    def issue_key_view(self, request, object_id):
+        return views.issue_access_key(request, self, object_id)
+
+    def has_delete_permission(self, request, obj=None):
+        # Revoke its pairs or make it inactive: the account keeps the history of its keys.
+        return False
+
+    @admin.display(description=_("resource permissions"))
+    def permissions(self, obj):
+        return " ".join(obj.scopes or []) or "—"
+
+    @admin.display(description=_("active key pairs"), ordering="_active_pairs")
+    def active_pairs(self, obj):
+        return obj._active_pairs
+
+    @admin.display(description=_("last used"), ordering="_last_used")
+    def last_used(self, obj):
+        last = getattr(obj, "_last_used", None)
+        return _("%(time)s ago") % {"time": timesince(last, timezone.now())} if last else _("never")
+
+    @admin.display(description=_("tokens issued to"))
+    def token_application(self, obj):
+        return format_html(
+            '<a href="{}">{}</a> — {}',
+            _url("oidc_provider_application_change", obj.application_id),
+            obj.application.name,
+            _("each AK is sent as client_id, its SK as client_secret, with grant_type=client_credentials."),
+        )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change:
+            if form.changed_data:
+                audit.record(
+                    audit.ACCESS_ACCOUNT_CHANGED,
+                    request=request,
+                    target=obj,
+                    fields=list(form.changed_data),
+                    scopes=list(obj.scopes or []),
+                    is_active=obj.is_active,
+                )
+            return
+        audit.record(audit.ACCESS_ACCOUNT_CREATED, request=request, target=obj, scopes=list(obj.scopes or []), is_active=obj.is_active)
+        if form.cleaned_data.get("issue_key"):
+            key, sk = access_keys.issue(obj)
+            audit.record(audit.ACCESS_KEY_ISSUED, request=request, target=key, target_label=key.access_key, account=obj.name)
+            views.stash_access_keys(request, [(key, sk)])
+            request._console_keys_issued = True
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "_console_keys_issued", False) and not views.is_popup(request):
+            self.message_user(request, _("Account %(name)s created.") % {"name": obj.name}, messages.SUCCESS)
+            return redirect(_url("oidc_provider_accesskey_issued"))
+        return super().response_add(request, obj, post_url_continue)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = dict(extra_context or {})
+        extra["issue_key_url"] = _url("oidc_provider_accessaccount_issue_key", object_id)
+        return super().change_view(request, object_id, form_url, extra)
+
+    @admin.action(description=_("Issue a new key pair for each selected account"), permissions=["change"])
+    def issue_key_pairs(self, request, queryset):
+        pairs = []
+        for account in queryset:
+            key, sk = access_keys.issue(account)
+            audit.record(audit.ACCESS_KEY_ISSUED, request=request, target=key, target_label=key.access_key, account=account.name)
+            self.log_change(request, account, [{"added": {"name": "access key", "object": key.access_key}}])
+            pairs.append((key, sk))
+        views.stash_access_keys(request, pairs)
+        return redirect(_url("oidc_provider_accesskey_issued"))
+
+
+@admin.register(AccessKey)
+class AccessKeyAdmin(admin.ModelAdmin):
+    list_display = ("access_key", "account", "status", "created_at", "last_used_at", "revoked_at")
+    list_filter = (KeyStatusFilter, ("account", RelatedOnlyFieldListFilter))
+    list_select_related = ("account",)
+    search_fields = ("access_key", "account__name")
+    fields = ("access_key", "account", "status", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    actions = ("revoke_pairs", "rotate_pairs")
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("issued/", wrap(self.issued_view), name="oidc_provider_accesskey_issued"),
+            path("<path:object_id>/revoke/", wrap(self.revoke_view), name="oidc_provider_accesskey_revoke"),
+            path("<path:object_id>/rotate/", wrap(self.rotate_view), name="oidc_provider_accesskey_rotate"),
+            *super().get_urls(),
+        ]
+
+    def issued_view(self, request):
+        return views.access_keys_issued(request, self)
+
+    def revoke_view(self, request, object_id):
+        return views.access_key_action(request, self, object_id, "revoke")
+
+    def rotate_view(self, request, object_id):
+        return views.access_key_action(request, self, object_id, "rotate")
+
+    def has_add_permission(self, request):
+        # Pairs are issued from their account ("Issue a new key pair"): the SK is made, not typed.
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Nothing to edit: a pair is revoked or rotated, with the actions.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm(f"{AccessKey._meta.app_label}.change_accesskey")
+
+    @admin.display(description=_("status"))
+    def status(self, obj):
+        return key_status(obj)
+
+    @admin.action(description=_("Revoke selected key pairs"), permissions=["revoke"])
+    def revoke_pairs(self, request, queryset):
+        revoked = []
+        for key in queryset.select_related("account").filter(revoked_at__isnull=True):
+            access_keys.revoke(key)
+            audit.record(audit.ACCESS_KEY_REVOKED, request=request, target=key, target_label=key.access_key, account=key.account.name)
+            revoked.append(key.access_key)
+        if revoked:
+            self.message_user(
+                request,
+                ngettext("Revoked %(count)d key pair: %(aks)s.", "Revoked %(count)d key pairs: %(aks)s.", len(revoked))
+                % {"count": len(revoked), "aks": ", ".join(revoked)},
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, _("The selected pairs were already revoked."), messages.INFO)
+
+    @admin.action(description=_("Rotate selected key pairs (new SK shown once)"), permissions=["revoke"])
+    def rotate_pairs(self, request, queryset):
+        pairs = []
+        for key in queryset.select_related("account").filter(revoked_at__isnull=True):
+            new_key, sk = access_keys.rotate(key)
+            audit.record(
+                audit.ACCESS_KEY_ROTATED,
+                request=request,
+                target=new_key,
+                target_label=new_key.access_key,
+                account=key.account.name,
+                previous=key.access_key,
+            )
+            pairs.append((new_key, sk))
+        if not pairs:
+            self.message_user(request, _("Only active pairs can be rotated; the selected ones are revoked."), messages.INFO)
+            return None
+        views.stash_access_keys(request, pairs)
+        return redirect(_url("oidc_provider_accesskey_issued"))
+
+
+# -- tokens and consents --------------------------------------------------------------------------
+
+
+class LiveAccessTokenFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "live"
+
+    def lookups(self, request, model_admin):
+        return (("yes", _("Live")), ("no", _("Expired")))
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "yes":
+            return queryset.filter(expires__gt=now)
+        if self.value() == "no":
+            return queryset.filter(expires__lte=now)
+        return queryset
+
+
+class LiveRefreshTokenFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "live"
+
+    def lookups(self, request, model_admin):
+        return (("yes", _("Live")), ("no", _("Revoked")))
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(revoked__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(revoked__isnull=False)
+        return queryset
+
+
+class RevokeAllMixin:
+    """Actions that revoke everything of the selected rows' users or applications."""
+
+    def _revoke_all(self, request, queryset, by):
+        targets = {getattr(row, by) for row in queryset.select_related(by) if getattr(row, by) is not None}
+        total = [0, 0, 0]
+        for target in targets:
+            counts = views.revoke_all_tokens(**{by: target})
+            total = [a + b for a, b in zip(total, counts)]
+            audit.record(
+                audit.TOKENS_REVOKED,
+                request=request,
+                target=target,
+                scope=by,
+                access_tokens=counts[0],
+                refresh_tokens=counts[1],
+                codes=counts[2],
+            )
+        self.message_user(request, views.revocation_message(*total), messages.SUCCESS)
+
+    @admin.action(description=_("Revoke all tokens of the selected rows' users"), permissions=["change"])
+    def revoke_all_of_users(self, request, queryset):
+        self._revoke_all(request, queryset, "user")
+
+    @admin.action(description=_("Revoke all tokens of the selected rows' applications"), permissions=["change"])
+    def revoke_all_of_applications(self, request, queryset):
+        self._revoke_all(request, queryset, "application")
+
+
+class AccessTokenAdmin(RevokeAllMixin, dot_admin.AccessTokenAdmin):
+    list_display = ("masked_token", "user", "application", "scope", "created", "expires", "is_live")
+    list_filter = (
+        LiveAccessTokenFilter,
+        ("application", RelatedOnlyFieldListFilter),
+        ("user", RelatedOnlyFieldListFilter),
+    )
+    actions = ("revoke_tokens", "revoke_all_of_users", "revoke_all_of_applications")
+    date_hierarchy = "created"
+
+    @admin.display(description=_("live"), boolean=True)
+    def is_live(self, obj):
+        return not obj.is_expired()
+
+    @admin.action(description=_("Revoke selected access tokens"), permissions=["change"])
+    def revoke_tokens(self, request, queryset):
+        rows = list(queryset.select_related("user", "application"))
+        for token in rows:
+            revoke_access_token(token)
+        if rows:
+            audit.record(
+                audit.TOKENS_REVOKED,
+                request=request,
+                target_label=ngettext("%d access token", "%d access tokens", len(rows)) % len(rows),
+                scope="selected",
+                access_token_ids=[t.pk for t in rows],
+                users=sorted({t.user.get_username() for t in rows if t.user}),
+                applications=sorted({t.application.client_id for t in rows if t.application}),
+            )
+        self.message_user(
+            request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", len(rows)) % len(rows), messages.SUCCESS
+        )
+
+
+class RefreshTokenAdmin(RevokeAllMixin, dot_admin.RefreshTokenAdmin):
+    list_display = ("masked_token", "user", "application", "created", "revoked", "is_live")
+    list_filter = (
+        LiveRefreshTokenFilter,
+        ("application", RelatedOnlyFieldListFilter),
+        ("user", RelatedOnlyFieldListFilter),
+    )
+    actions = ("revoke_tokens", "revoke_all_of_users", "revoke_all_of_applications")
+    date_hierarchy = "created"
+
+    @admin.display(description=_("live"), boolean=True)
+    def is_live(self, obj):
+        return obj.revoked is None
+
+    @admin.action(description=_("Revoke selected refresh tokens"), permissions=["change"])
+    def revoke_tokens(self, request, queryset):
+        rows = list(queryset.select_related("user", "application").filter(revoked__isnull=True))
+        for token in rows:
+            token.revoke()
+        if rows:
+            audit.record(
+                audit.TOKENS_REVOKED,
+                request=request,
+                target_label=ngettext("%d refresh token", "%d refresh tokens", len(rows)) % len(rows),
+                scope="selected",
+                refresh_token_ids=[t.pk for t in rows],
+                users=sorted({t.user.get_username() for t in rows if t.user}),
+                applications=sorted({t.application.client_id for t in rows if t.application}),
+            )
+        self.message_user(
+            request, ngettext("Revoked %d refresh token.", "Revoked %d refresh tokens.", len(rows)) % len(rows), messages.SUCCESS
+        )
+
+
+admin.site.register(AccessToken, AccessTokenAdmin)
+admin.site.register(RefreshToken, RefreshTokenAdmin)
+
+
+@admin.register(Consent)
+class ConsentAdmin(admin.ModelAdmin):
+    list_display = ("user", "application", "scope", "created_at", "updated_at")
+    list_filter = (("application", RelatedOnlyFieldListFilter), ("user", RelatedOnlyFieldListFilter))
+    list_select_related = ("user", "application")
+    search_fields = ("user__username", "user__email", "application__name", "application__client_id")
+    fields = ("user", "application", "scope", "created_at", "updated_at")
+    readonly_fields = fields
+    actions = ("revoke_consents",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Revoke with the action: it revokes the consent's tokens too, and is audited.
+        return False
+
+    def has_revoke_permission(self, request):
+        return request.user.has_perm(f"{Consent._meta.app_label}.delete_consent")
+
+    @admin.action(description=_("Revoke selected consents and their tokens"), permissions=["revoke"])
+    def revoke_consents(self, request, queryset):
+        total = [0, 0, 0]
+        rows = list(queryset.select_related("user", "application"))
+        for consent in rows:
+            counts = views.revoke_all_tokens(user=consent.user, application=consent.application)
+            total = [a + b for a, b in zip(total, counts)]
+            audit.record(
+                audit.CONSENT_REVOKED,
+                request=request,
+                target=consent.application,
+                target_label=f"{consent.user.get_username()} → {consent.application.name or consent.application.client_id}",
+                user=consent.user.get_username(),
+                scope=consent.scope,
+                access_tokens=counts[0],
+                refresh_tokens=counts[1],
+            )
+            consent.delete()
+        self.message_user(
+            request,
+            ngettext(
+                "Revoked %(count)d consent; the user will be asked again. %(tokens)s",
+                "Revoked %(count)d consents; the users will be asked again. %(tokens)s",
+                len(rows),
+            )
+            % {"count": len(rows), "tokens": views.revocation_message(*total)},
+            messages.SUCCESS,
+        )
+
+
+# -- the audit log --------------------------------------------------------------------------------
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    change_list_template = "console/admin/auditevent_change_list.html"
+    list_display = ("occurred_at", "actor_label", "action", "target_label", "ip_address")
+    list_filter = ("action", "occurred_at")
+    date_hierarchy = "occurred_at"
+    search_fields = ("actor_label", "target_label")
+    fields = ("occurred_at", "actor_label", "actor", "action", "target_type", "target_id", "target_label", "ip_address", "details_json")
+    readonly_fields = fields
+    actions = ("export_csv",)
+    list_per_page = 100
+
+    def get_urls(self):
+        return [
+            path("export/", self.admin_site.admin_view(self.export_view), name="console_auditevent_export"),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request):
+        return views.audit_export(request, self)
+
+    # Append-only: nobody adds, edits or deletes events here.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("details"))
+    def details_json(self, obj):
+        import json
+
+        if not obj.details:
+            return "—"
+        return format_html("<pre>{}</pre>", json.dumps(obj.details, indent=2, sort_keys=True, ensure_ascii=False, default=str))
+
+    @admin.action(description=_("Export selected events as CSV"), permissions=["view"])
+    def export_csv(self, request, queryset):
+        return views.audit_csv_response(queryset.order_by("-occurred_at", "-id"))

@@ -10,8 +10,10 @@ from urllib.parse import urlsplit
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from oidc_provider import policy
-from oidc_provider.models import LOOPBACK_HOSTS, Application, validate_redirect_uri
+from oidc_provider import access_keys, policy
+from oidc_provider.models import LOOPBACK_HOSTS, AccessAccount, Application, validate_redirect_uri
+from oidc_provider.scopes import OIDC_SCOPE_DESCRIPTIONS, all_scopes
+
 
 def grant_label(grant, application_type, state):
     """What a grant's checkbox says for one application type under one policy state."""
@@ -201,3 +203,117 @@ class ApplicationForm(forms.ModelForm):
             if messages:
                 self.add_error("allowed_origins", messages)
         return cleaned
+
+
+# -- the flow chooser ---------------------------------------------------------------------
+
+
+class FlowCreateForm(forms.Form):
+    """The last step of "Which flow do I need?": what the docs cannot guess.
+
+    The type and grants come from the answers (``console.flows.recommend``); the application
+    itself is validated by ``ApplicationForm``, so the same rules hold as on the add page.
+    """
+
+    name = forms.CharField(label=_("Name"), max_length=255, help_text=_("How users and admins will see the application."))
+    redirect_uris = URIListField(
+        label=_("Redirect URIs"),
+        help_text=_(
+            "One a line, compared exactly: where the provider sends users back with the result. https; "
+            "http only on 127.0.0.1, [::1] or localhost; native applications may also use a "
+            "reverse-domain private scheme (com.example.app:/callback)."
+        ),
+    )
+    extra_grants = forms.MultipleChoiceField(
+        label=_("Also allow"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=(),
+    )
+
+    def __init__(self, *args, recommendation, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recommendation = recommendation
+        if recommendation.optional_grants:
+            choices = []
+            for grant in recommendation.optional_grants:
+                label = "%s (%s)" % (dict(policy.GRANT_CHOICES).get(grant, grant), grant)
+                reason = recommendation.optional_reasons.get(grant)
+                choices.append((grant, "%s — %s" % (label, reason) if reason else label))
+            self.fields["extra_grants"].choices = choices
+        else:
+            del self.fields["extra_grants"]
+        if not recommendation.needs_redirect_uris:
+            del self.fields["redirect_uris"]
+        else:
+            self.fields["redirect_uris"].required = True
+
+    def application_data(self):
+        """The data an ``ApplicationForm`` validates and saves, from this form's cleaned data."""
+        grants = list(self.recommendation.grants) + [
+            g for g in self.cleaned_data.get("extra_grants", []) if g not in self.recommendation.grants
+        ]
+        return {
+            "name": self.cleaned_data["name"],
+            "description": "",
+            "application_type": self.recommendation.application_type,
+            "grant_types": grants,
+            "redirect_uris": self.cleaned_data.get("redirect_uris", ""),
+            "post_logout_redirect_uris": "",
+            "allowed_origins": "",
+        }
+
+
+# -- programmatic access accounts ---------------------------------------------------------
+
+
+def resource_scope_choices(extra=()):
+    """(scope, label) for every resource scope (the OIDC end-user scopes are not offered)."""
+    offered = {s: d for s, d in all_scopes().items() if s not in OIDC_SCOPE_DESCRIPTIONS}
+    choices = [(scope, "%s — %s" % (scope, description)) for scope, description in offered.items()]
+    for scope in extra:
+        if scope not in offered:
+            choices.append((scope, _("%(scope)s — no longer offered by the provider; untick it") % {"scope": scope}))
+    return choices
+
+
+class AccessAccountForm(forms.ModelForm):
+    """A machine identity and the resource scopes its AK/SK pairs may ask for."""
+
+    scopes = forms.MultipleChoiceField(
+        label=_("Resource permissions"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_(
+            "The scopes its key pairs may request with grant_type=client_credentials. A token request "
+            "asking for any other scope gets invalid_scope."
+        ),
+    )
+    issue_key = forms.BooleanField(
+        label=_("Issue a first key pair now"),
+        required=False,
+        initial=True,
+        help_text=_("The secret key (SK) is shown once, on the next page."),
+    )
+
+    class Meta:
+        model = AccessAccount
+        fields = ["name", "description", "scopes", "is_active"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2, "cols": 70})}
+        help_texts = {
+            "is_active": _("Inactive accounts keep their key pairs, but none of them gets a token."),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        held = [] if self.instance._state.adding else list(self.instance.scopes or [])
+        self.fields["scopes"].choices = resource_scope_choices(extra=held)
+        if not self.instance._state.adding:
+            self.fields.pop("issue_key", None)
+
+    def clean_scopes(self):
+        scopes = list(dict.fromkeys(self.cleaned_data.get("scopes") or []))
+        errors = access_keys.validate_scopes(scopes)
+        if errors:
+            raise forms.ValidationError(errors)
+        return scopes

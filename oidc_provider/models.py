@@ -332,6 +332,13 @@ class AccessAccount(models.Model):
             )
         super().save(*args, **kwargs)
 
+    def delete(self, *args, **kwargs):
+        # The backing application (and the tokens issued to it) goes with the account.
+        application = self.application
+        result = super().delete(*args, **kwargs)
+        application.delete()
+        return result
+
 
 class AccessKey(models.Model):
     """One AK/SK pair: the AK is sent as client_id, the SK as client_secret."""

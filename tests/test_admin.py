@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+from console import audit
+from console.models import AuditEvent
 from oidc_provider import keys, policy, secrets
 from oidc_provider.models import Application, GrantPolicy, SigningKey
 
@@ -43,27 +45,37 @@ def form_errors(response):
 # -- applications ---------------------------------------------------------------------
 
 
+def shown_secret(response):
+    """The client secret on the page shown after creating (its copy field), or None."""
+    match = re.search(r'<pre id="client-secret"[^>]*>([^<]+)</pre>', response.content.decode())
+    return match.group(1) if match else None
+
+
 def test_add_web_application_shows_secret_once(admin_client):
     response = admin_client.post(ADD_URL, app_data(), follow=True)
 
     assert response.status_code == 200
     app = Application.objects.get(name="Billing")
+    assert response.redirect_chain[-1][0] == f"{APPS_URL}{app.pk}/credentials/"
     assert app.application_type == policy.WEB
     assert app.grant_types == [policy.AUTHORIZATION_CODE, policy.REFRESH_TOKEN]
     assert app.redirect_uris == "https://billing.example.com/callback"
     assert app.client_type == Application.CLIENT_CONFIDENTIAL
 
-    shown = [m for m in messages_of(response) if app.client_id in m and "secret" in m]
-    assert len(shown) == 1
-    secret = re.search(r"client secret: (\S+)", shown[0]).group(1)
-    assert secret in response.content.decode()
-    assert response.content.decode().count(secret) == 1
+    secret = shown_secret(response)
+    assert secret
+    assert app.client_id in response.content.decode()
+    # Not in a message: messages outlive the page in the session.
+    assert not any(secret in m for m in messages_of(response))
 
     assert secrets.is_digest(app.client_secret)
     assert secret not in app.client_secret
     assert secrets.verify(secret, app.client_secret)
 
-    # Never again: not on the change page, not in the list.
+    # Never again: not on a reload, not on the change page, not in the list.
+    reload = admin_client.get(f"{APPS_URL}{app.pk}/credentials/").content.decode()
+    assert secret not in reload
+    assert "no longer shown; regenerate it if lost" in reload
     page = admin_client.get(f"{APPS_URL}{app.pk}/change/").content.decode()
     assert secret not in page
     assert app.client_secret not in page
@@ -200,7 +212,10 @@ def test_public_application_has_no_secret(admin_client):
     app = Application.objects.get(name="Shop front")
     assert app.client_secret == ""
     assert app.client_type == Application.CLIENT_PUBLIC
-    assert any("public client: no secret, PKCE required" in m for m in messages_of(response))
+    assert shown_secret(response) is None
+    content = response.content.decode()
+    assert "a public client has no secret; it proves itself with PKCE" in content
+    assert "code_challenge_method=S256" in content
 
 
 def test_regenerate_secret_action(admin_client, web_app):
@@ -264,6 +279,13 @@ def test_policy_state_changed_from_changelist(admin_client):
     row.refresh_from_db()
     assert row.state == policy.FORBIDDEN
     assert policy.state_of(policy.SPA, policy.IMPLICIT) == policy.FORBIDDEN
+    event = AuditEvent.objects.get(action=audit.POLICY_CHANGED)
+    assert event.details == {
+        "application_type": policy.SPA,
+        "grant": policy.IMPLICIT,
+        "state": policy.FORBIDDEN,
+        "previous": policy.ALLOWED,
+    }
 
 
 def test_policy_change_page_warns_about_applications_holding_the_grant(admin_client):
@@ -395,7 +417,16 @@ def test_public_application_made_confidential_gets_a_secret_shown_once(admin_cli
     response = admin_client.post(f"{APPS_URL}{spa_app.pk}/change/", data, follow=True)
     spa_app.refresh_from_db()
     assert spa_app.client_type == Application.CLIENT_CONFIDENTIAL
-    shown = [m for m in messages_of(response) if "client secret:" in m]
-    assert len(shown) == 1
-    secret = re.search(r"client secret: (\S+)", shown[0]).group(1)
-    assert secrets.verify(secret, spa_app.client_secret)
+    secret = shown_secret(response)
+    assert secret and secrets.verify(secret, spa_app.client_secret)
+    assert shown_secret(admin_client.get(f"{APPS_URL}{spa_app.pk}/credentials/")) is None
+
+
+def test_key_actions_are_audited_with_the_admin_as_actor(admin_client, admin_user):
+    from console.models import AuditEvent
+    from oidc_provider.models import SigningKey
+
+    key = SigningKey.objects.get(status=SigningKey.ACTIVE)
+    admin_client.post("/admin/oidc_provider/signingkey/", {"action": "rotate_keys", "_selected_action": [key.pk]})
+    event = AuditEvent.objects.get(action="signing_key.rotated")
+    assert event.actor == admin_user and event.actor_label == admin_user.get_username()
