@@ -213,7 +213,10 @@ class OIDCValidator(OAuth2Validator):
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         # DOT revokes the family when a rotated-out token comes back (REUSE_PROTECTION);
-        # we announce it, and bound the family's whole life.
+        # we announce it, and bound the family's whole life. The row is locked first, so
+        # parallel uses of one token queue here and all but the first see it rotated.
+        checksum = hashlib.sha256(refresh_token.encode("utf-8", "replace")).hexdigest()
+        list(get_refresh_token_model().objects.select_for_update().filter(token_checksum=checksum).values_list("pk", flat=True))
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             self._announce_replay(refresh_token, client, request)
             return False

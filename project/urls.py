@@ -10,3 +10,9 @@ urlpatterns = [
     path("console/", include("console.urls")),
     path("", RedirectView.as_view(url="/oidc/.well-known/openid-configuration", permanent=False)),
 ]
+
+# Error views that do not read the request again (Django's defaults re-run the CSRF check,
+# which fails the same way when the body was what could not be read).
+handler400 = "oidc_provider.views.pages.bad_request"
+handler403 = "oidc_provider.views.pages.permission_denied"
+handler500 = "oidc_provider.views.pages.server_error"

@@ -1,5 +1,6 @@
 """Input every endpoint refuses before it reaches oauthlib or the database (CONTRACT §7)."""
 
+import re
 from functools import wraps
 
 from django.http import JsonResponse
@@ -8,7 +9,13 @@ from django.shortcuts import render
 MAX_PARAMETER_LENGTH = 8192
 
 
+# A % not followed by two hex digits: oauthlib's urldecode raises on it.
+INVALID_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
 def _problem(request):
+    if INVALID_ESCAPE.search(request.META.get("QUERY_STRING", "")):
+        return "The query string has an invalid percent-escape; encode '%' as %25."
     for params in (request.GET, request.POST):
         for key, values in params.lists():
             for value in [key, *values]:

@@ -35,3 +35,25 @@ def locked_out(request, credentials=None, *args, **kwargs):
 
     context = {"username": (credentials or {}).get("username"), "cooloff_timedelta": get_cool_off(request)}
     return hosted_page(lambda r: render(r, "oidc_provider/locked_out.html", context, status=429))(request)
+
+
+def _plain_error(status, message):
+    from django.http import HttpResponse
+
+    # No template, no CSRF processing: these run when the request itself could not be read.
+    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    response["X-Frame-Options"] = "DENY"
+    return response
+
+
+def bad_request(request, exception=None):
+    """handler400: the request could not be read (bad charset, bad host, broken body)."""
+    return _plain_error(400, "Bad request: the request could not be read. Send UTF-8 form data to a known host.")
+
+
+def permission_denied(request, exception=None):
+    return _plain_error(403, "Forbidden.")
+
+
+def server_error(request):
+    return _plain_error(500, "Server error. The problem has been logged; try again later.")

@@ -8,7 +8,6 @@ from oidc_provider.management import ProviderCommand
 from oidc_provider.models import GrantPolicy
 
 
-
 class Command(ProviderCommand):
     help = "Show or change the grant policy: for each application type, which grants are recommended, allowed or forbidden."
     subcommands = {

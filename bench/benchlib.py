@@ -1,0 +1,656 @@
+"""What run.py, soak.py and profile.py share: servers, scratch databases, seeding, wrk.
+
+Every server is a gunicorn started here on a free loopback port, in its own session (so a
+Ctrl-C reaches this script, not the servers), and stopped by its PID: by the caller's
+``finally``, and again by an ``atexit`` hook and on SIGTERM/SIGHUP. Scratch PostgreSQL
+databases are dropped the same way, after the servers that use them have stopped.
+"""
+
+import atexit
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PYTHON = sys.executable
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+LUA = BENCH / "lua"
+REDIRECT_URI = "https://rp.bench.invalid/callback"  # never contacted: the load generators read the Location header
+PASSWORD = "Bench passw0rd, not a common one"
+USERNAME = "bench"
+COMMAND_TIMEOUT = 900
+
+# -- clean-up --------------------------------------------------------------------------
+
+_processes = []  # Popen objects this run started and has not stopped yet
+_cleanups = []  # callables, run last-in first-out after the processes are stopped
+
+
+def stop_process(proc, grace=10):
+    """Stop one process this script started, by its PID: SIGTERM, then SIGKILL after ``grace`` s."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+    if proc in _processes:
+        _processes.remove(proc)
+
+
+def cleanup():
+    for proc in list(reversed(_processes)):
+        try:
+            stop_process(proc)
+        except Exception as e:  # keep cleaning up the rest
+            print(f"bench: could not stop PID {proc.pid}: {e}", file=sys.stderr)
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception as e:
+            print(f"bench: clean-up step failed: {e}", file=sys.stderr)
+
+
+def _on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def install_cleanup():
+    atexit.register(cleanup)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+
+
+def on_cleanup(fn):
+    _cleanups.append(fn)
+
+
+def popen(cmd, **kwargs):
+    proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+    _processes.append(proc)
+    return proc
+
+
+def run(cmd, *, env, cwd, timeout=COMMAND_TIMEOUT, input=None):
+    """Run a command to completion (bounded); its stdout, or an error with its output."""
+    proc = popen(cmd, env=env, cwd=cwd, stdin=subprocess.PIPE if input else subprocess.DEVNULL,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_process(proc)
+        raise RuntimeError(f"timed out after {timeout}s: {' '.join(map(str, cmd))[:200]}")
+    finally:
+        if proc in _processes:
+            _processes.remove(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"failed ({proc.returncode}): {' '.join(map(str, cmd))[:300]}\n{err[-3000:]}\n{out[-2000:]}")
+    return out
+
+
+# -- small helpers ----------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def basic(client_id, secret):
+    """RFC 6749 §2.3.1 client_secret_basic."""
+    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def is_postgres(url):
+    return (url or "").startswith(("postgres://", "postgresql://", "pgsql://"))
+
+
+def children(pid):
+    """PIDs whose parent is ``pid`` (gunicorn's workers), from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return sorted(found)
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class ScratchPostgres:
+    """A throwaway database on the server DATABASE_URL points at: created here, dropped at the end."""
+
+    def __init__(self, url, tag):
+        parts = urlsplit(url)
+        base = parts.path.lstrip("/") or "postgres"
+        self.name = f"bench_{tag}_{secrets.token_hex(4)}"
+        self.admin_conninfo = urlunsplit(("postgresql", parts.netloc, "/" + base, parts.query, ""))
+        self.url = urlunsplit((parts.scheme, parts.netloc, "/" + self.name, parts.query, ""))
+
+    def create(self):
+        import psycopg
+
+        with psycopg.connect(self.admin_conninfo, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        on_cleanup(self.drop)
+        OWN_MARKERS.append(f" {self.name} ")
+        return self
+
+    def drop(self):
+        import psycopg
+
+        with psycopg.connect(self.admin_conninfo, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+# -- servers ----------------------------------------------------------------------------
+
+
+class Site:
+    """One gunicorn-served WSGI application on a free loopback port."""
+
+    kind = "site"
+    wsgi = None
+
+    def __init__(self, tmp, workers=2):
+        self.tmp = Path(tmp) / self.kind
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.workers = workers
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.base_url = f"http://{self.host}:{self.port}"
+        self.proc = None
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "OIDC_"))}
+        self.env["PYTHONUNBUFFERED"] = "1"
+        self.cwd = ROOT
+        self.data = {}
+
+    def gunicorn_command(self):
+        # The same server settings for every site: sync workers, as a plain `gunicorn app` runs.
+        return [
+            GUNICORN, self.wsgi,
+            "--bind", f"{self.host}:{self.port}",
+            "--workers", str(self.workers), "--worker-class", "sync",
+            "--timeout", "120", "--graceful-timeout", "5", "--log-level", "warning",
+        ]
+
+    def ready_path(self):
+        return "/"
+
+    def start(self):
+        ready_path = self.ready_path()
+        log = open(self.tmp / "gunicorn.log", "ab")
+        self.proc = popen(self.gunicorn_command(), cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+                          stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 90
+        import http.client
+
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind}: gunicorn exited ({self.proc.returncode}); see {self.tmp / 'gunicorn.log'}:\n"
+                                   + (self.tmp / "gunicorn.log").read_text()[-3000:])
+            try:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
+                conn.request("GET", ready_path)
+                conn.getresponse().read()
+                conn.close()
+                # All workers booted, not only the first one.
+                if len(children(self.proc.pid)) >= self.workers:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.kind}: gunicorn did not answer on {self.base_url} within 90 s")
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def worker_pids(self):
+        return children(self.proc.pid) if self.proc else []
+
+    def log_tail(self, n=3000):
+        try:
+            return (self.tmp / "gunicorn.log").read_text()[-n:]
+        except OSError:
+            return ""
+
+
+class DjangoSite(Site):
+    manage_cwd = ROOT
+
+    def __init__(self, tmp, workers=2, database_url=None):
+        super().__init__(tmp, workers)
+        self.postgres = None
+        if is_postgres(database_url):
+            self.postgres = ScratchPostgres(database_url, self.kind)
+            self.database_url = self.postgres.url
+        else:
+            self.database_url = f"sqlite:///{self.tmp / 'db.sqlite3'}"
+        self.env.update(DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DATABASE_URL=self.database_url)
+
+    @property
+    def database_label(self):
+        return "PostgreSQL" if self.postgres else "SQLite (WAL)"
+
+    def manage(self, *args, timeout=COMMAND_TIMEOUT, input=None):
+        return run([PYTHON, "manage.py", *args], env=self.env, cwd=self.manage_cwd, timeout=timeout, input=input)
+
+    def manage_json(self, *args):
+        return json.loads(self.manage(*args))
+
+    def manage_shell(self, function, params, timeout=COMMAND_TIMEOUT):
+        """Run ``seed.<function>(params)`` in ``manage.py shell``; its JSON result."""
+        script = (
+            "import json, os, sys\n"
+            f"sys.path.insert(0, {str(BENCH)!r})\n"
+            "import seed\n"
+            f"print('BENCH_SEED ' + json.dumps(seed.{function}(json.loads(os.environ['BENCH_SEED_PARAMS']))))\n"
+        )
+        env = {**self.env, "BENCH_SEED_PARAMS": json.dumps(params)}
+        out = run([PYTHON, "manage.py", "shell", "--no-imports", "-c", script], env=env, cwd=self.manage_cwd, timeout=timeout)
+        for line in out.splitlines():
+            if line.startswith("BENCH_SEED "):
+                return json.loads(line[len("BENCH_SEED "):])
+        raise RuntimeError(f"{self.kind}: seeding printed no result:\n{out[-2000:]}")
+
+    def create_database(self):
+        if self.postgres:
+            self.postgres.create()
+        self.manage("migrate", "--noinput")
+
+
+class OursSite(DjangoSite):
+    """Our project, production settings (DEBUG off), its own data folder and database."""
+
+    kind = "ours"
+    wsgi = "project.wsgi"
+    prefix = "/oidc"
+
+    def __init__(self, tmp, workers=2, database_url=None):
+        super().__init__(tmp, workers, database_url)
+        self.env.update(
+            DJANGO_SETTINGS_MODULE="project.settings",
+            DJANGO_DEBUG="0",
+            DJANGO_DATA_DIR=str(self.tmp / "data"),
+            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+            OIDC_ISSUER=f"{self.base_url}/oidc",
+        )
+
+    def seed(self, *, codes, refresh, sessions):
+        self.create_database()
+        service = self.manage_json("oidc_app", "create", "--name", "bench service", "--type", "service", "--json")
+        web = self.manage_json(
+            "oidc_app", "create", "--name", "bench web", "--type", "web", "--grant", "authorization_code",
+            "--grant", "refresh_token", "--redirect-uri", REDIRECT_URI, "--skip-consent", "--json",
+        )
+        aksk = self.manage_json("accesskey", "create", "--account", "bench", "--scope", "read", "--json")
+        self.env_with_password = {**self.env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD}
+        run([PYTHON, "manage.py", "createsuperuser", "--noinput", "--username", USERNAME, "--email", "bench@example.com"],
+            env=self.env_with_password, cwd=self.manage_cwd)
+        rows = self.manage_shell("ours", {
+            "username": USERNAME, "web_client_id": web["client_id"], "codes": codes, "refresh": refresh,
+            "code_prefix": "bc-" + secrets.token_hex(4) + "-", "refresh_prefix": "br-" + secrets.token_hex(4) + "-",
+            "redirect_uri": REDIRECT_URI, "sessions": sessions,
+        })
+        self.data = {"service": service, "web": web, "aksk": aksk, **rows}
+        return self.data
+
+    def ready_path(self):
+        return "/oidc/.well-known/openid-configuration"
+
+
+class DotSite(DjangoSite):
+    """The plain django-oauth-toolkit baseline (bench/dot_site.py), generated into the temp folder."""
+
+    kind = "dot"
+    wsgi = "dotsite.wsgi"
+    prefix = "/o"
+
+    def __init__(self, tmp, workers=2, database_url=None):
+        super().__init__(tmp, workers, database_url)
+        from dot_site import generate
+
+        self.project = generate(self.tmp / "project")
+        self.cwd = self.manage_cwd = self.project
+        self.env["DJANGO_SETTINGS_MODULE"] = "dotsite.settings"
+
+    def seed(self, *, codes, refresh, sessions):
+        self.create_database()
+        self.data = self.manage_shell("dot", {
+            "username": USERNAME, "password": PASSWORD, "codes": codes, "refresh": refresh,
+            "code_prefix": "dc-" + secrets.token_hex(4) + "-", "refresh_prefix": "dr-" + secrets.token_hex(4) + "-",
+            "redirect_uri": REDIRECT_URI, "sessions": sessions,
+        })
+        return self.data
+
+    def ready_path(self):
+        return "/o/.well-known/openid-configuration"
+
+
+class FloorSite(Site):
+    """A bare WSGI "hello" (bench/floor_app.py) under the same gunicorn settings."""
+
+    kind = "floor"
+    wsgi = "floor_app:application"
+
+    def __init__(self, tmp, workers=2):
+        super().__init__(tmp, workers)
+        self.cwd = BENCH
+
+    def seed(self, **kwargs):
+        return {}
+
+    def ready_path(self):
+        return "/"
+
+
+def make_tmp():
+    tmp = Path(tempfile.mkdtemp(prefix="oidc-bench-"))
+    on_cleanup(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    return tmp
+
+
+# -- request specs ------------------------------------------------------------------------
+#
+# One description per (scenario, target), used by wrk (as Lua arguments), by the Python
+# login generator, and by profile.py (as WSGI calls).
+
+AUTH_QUERY = {"response_type": "code", "scope": "openid profile email", "state": "bench-state", "nonce": "bench-nonce",
+              "code_challenge_method": "S256"}
+
+
+def login_spec(site, client_id, client_secret, data):
+    token_path = "/oidc/token" if site.kind == "ours" else "/o/token/"
+    auth_path = "/oidc/auth" if site.kind == "ours" else "/o/authorize/"
+    query = urlencode({**AUTH_QUERY, "client_id": client_id, "redirect_uri": data["redirect_uri"],
+                       "code_challenge": data["challenge"]}, quote_via=quote)
+    return {
+        "auth_path": f"{auth_path}?{query}",
+        "token_path": token_path,
+        "token_headers": {"Authorization": basic(client_id, client_secret)},
+        "token_body": f"grant_type=authorization_code&code=@@&redirect_uri={quote(data['redirect_uri'], safe='')}"
+                      f"&code_verifier={data['verifier']}",
+        "cookie_name": "sessionid",
+        "expect": ["id_token", "refresh_token"],
+    }
+
+
+def specs(site):
+    """{scenario: [(label, spec)]} for one site. A spec: method, path, auth, body, expect,
+    and for the walking scenarios ``walk`` ("code" or "refresh") and ``prefix``."""
+    d = site.data
+    if site.kind == "ours":
+        token, svc, web, ak = "/oidc/token", d["service"], d["web"], d["aksk"]
+        web_auth = basic(web["client_id"], web["client_secret"])
+        out = {
+            "client_credentials": [("ours", {
+                "method": "POST", "path": token, "auth": basic(svc["client_id"], svc["client_secret"]),
+                "body": "grant_type=client_credentials&scope=read", "expect": ["access_token"]})],
+            "client_credentials_aksk": [("ours", {
+                "method": "POST", "path": token, "auth": basic(ak["access_key"], ak["secret_key"]),
+                "body": "grant_type=client_credentials&scope=read", "expect": ["access_token"]})],
+            "userinfo": [("ours", {"method": "GET", "path": "/oidc/me", "auth": f"Bearer {d['userinfo_token']}",
+                                   "expect": ['"sub"']})],
+            "introspection": [("ours", {"method": "POST", "path": "/oidc/token/introspection", "auth": web_auth,
+                                        "body": f"token={d['introspect_token']}", "expect": ['"active": true']})],
+            "discovery": [("ours", {"method": "GET", "path": "/oidc/.well-known/openid-configuration", "expect": ['"issuer"']})],
+            "jwks": [("ours", {"method": "GET", "path": "/oidc/.well-known/jwks.json", "expect": ['"keys"']})],
+        }
+        code_auth, label = web_auth, "ours"
+        login = login_spec(site, web["client_id"], web["client_secret"], d)
+    else:
+        token, apps = "/o/token/", d["apps"]
+        code_auth = basic(apps["code_plain"]["client_id"], apps["code_plain"]["client_secret"])
+        label = "dot (unhashed secret)"
+        cc_body = "grant_type=client_credentials&scope=read"
+        out = {
+            "client_credentials": [
+                ("dot (hashed secret, default)", {
+                    "method": "POST", "path": token, "auth": basic(apps["cc_hashed"]["client_id"], apps["cc_hashed"]["client_secret"]),
+                    "body": cc_body, "expect": ["access_token"]}),
+                ("dot (unhashed secret)", {
+                    "method": "POST", "path": token, "auth": basic(apps["cc_plain"]["client_id"], apps["cc_plain"]["client_secret"]),
+                    "body": cc_body, "expect": ["access_token"]}),
+            ],
+            "userinfo": [("dot", {"method": "GET", "path": "/o/userinfo/", "auth": f"Bearer {d['userinfo_token']}",
+                                  "expect": ['"sub"']})],
+            "introspection": [("dot (unhashed secret)", {"method": "POST", "path": "/o/introspect/", "auth": code_auth,
+                                                         "body": f"token={d['introspect_token']}", "expect": ['"active": true']})],
+            "discovery": [("dot", {"method": "GET", "path": "/o/.well-known/openid-configuration", "expect": ['"issuer"']})],
+            "jwks": [("dot", {"method": "GET", "path": "/o/.well-known/jwks.json", "expect": ['"keys"']})],
+        }
+        login = login_spec(site, apps["code_plain"]["client_id"], apps["code_plain"]["client_secret"], d)
+    out["code_exchange"] = [(label, {
+        "method": "POST", "path": token, "auth": code_auth, "walk": "code", "prefix": d["code_prefix"],
+        "body": f"grant_type=authorization_code&code=@@&redirect_uri={quote(d['redirect_uri'], safe='')}"
+                f"&code_verifier={d['verifier']}",
+        "expect": ["access_token", "id_token", "refresh_token"]})]
+    out["refresh"] = [(label, {
+        "method": "POST", "path": token, "auth": code_auth, "walk": "refresh", "prefix": d["refresh_prefix"],
+        "body": "grant_type=refresh_token&refresh_token=@@", "expect": ["access_token", "refresh_token"]})]
+    out["login"] = [(label, {"login": login, "sessions": d["sessions"]})]
+    return out
+
+
+def floor_spec(spec):
+    """The same request shape against the floor app (it ignores method, path and body)."""
+    if "login" in spec:
+        login = {**spec["login"], "auth_path": "/", "token_path": "/", "floor": True, "expect": []}
+        return {"login": login, "sessions": ["floor"]}
+    return {**spec, "path": "/", "expect": []}
+
+
+# -- wrk --------------------------------------------------------------------------------
+
+
+def have_wrk():
+    return shutil.which("wrk") is not None
+
+
+def run_wrk(site, spec, *, duration, connections=16, threads=2, start=0, per_thread=0, timeout_s=30):
+    """One wrk run; the parsed BENCH_RESULT line of bench/lua/common.lua."""
+    script = LUA / ("walk.lua" if spec.get("walk") else "fixed.lua")
+    args = [f"method={spec['method']}", f"path={spec['path']}", f"auth={spec.get('auth', '')}",
+            f"body={spec.get('body', '')}", f"expect={'|'.join(spec.get('expect', []))}"]
+    if spec.get("walk"):
+        args += [f"prefix={spec['prefix']}", f"start={start}", f"per_thread={per_thread}"]
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", f"{timeout_s}s",
+           "-s", str(script), site.base_url + spec["path"], "--", *args]
+    out = run(cmd, env=os.environ.copy(), cwd=BENCH, timeout=duration + timeout_s + 30)
+    for line in out.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return json.loads(line[len("BENCH_RESULT "):])
+    raise RuntimeError(f"wrk printed no result:\n{out[-2000:]}")
+
+
+def errors_of(result):
+    socket = result["connect"] + result["read"] + result["write"] + result["timeout"]
+    return result["non2xx"] + result["bad_body"] + socket
+
+
+def ok_rate(result):
+    ok = result["requests"] - result["non2xx"] - result["bad_body"]
+    return ok / (result["duration_us"] / 1e6) if result["duration_us"] else 0.0
+
+
+# -- is anything else using the machine? ------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def _machine_busy_ticks():
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return user + nice + system + irq + softirq + steal
+
+
+# Processes that are part of the system under test without being our descendants: the
+# PostgreSQL backends serving our scratch databases (their command line names the database).
+OWN_MARKERS = []
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _own_ticks():
+    """CPU ticks of this process, its reaped children, every live descendant (servers, wrk),
+    and the database backends serving our scratch databases."""
+    me = os.getpid()
+    parents = {}
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _stat_fields(entry)
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        stats[int(entry)] = fields
+    total = 0
+    for pid, fields in stats.items():
+        p, hops = pid, 0
+        while p not in (0, 1, me) and hops < 50:
+            p, hops = parents.get(p, 0), hops + 1
+        if p == me:
+            # utime stime cutime cstime are fields 14-17 of stat; here indexes 11-14.
+            total += sum(int(x) for x in fields[11:15])
+        elif OWN_MARKERS and fields[0] != "Z" and any(m in _cmdline(pid) for m in OWN_MARKERS):
+            total += sum(int(x) for x in fields[11:13])
+    return total
+
+
+class CpuMeter:
+    """How busy the machine was with work that is not this benchmark's, between start() and stop().
+
+    Another process (a test suite, a build) steals CPU from the servers and the load
+    generator alike, and the figures with it: every measurement reports this share.
+    """
+
+    def start(self):
+        self.t0 = time.monotonic()
+        self.busy0, self.own0 = _machine_busy_ticks(), _own_ticks()
+        return self
+
+    def stop(self):
+        wall = time.monotonic() - self.t0
+        busy = _machine_busy_ticks() - self.busy0
+        own = _own_ticks() - self.own0
+        capacity = wall * CLOCK_TICKS * (os.cpu_count() or 1)
+        self.foreign = max(0.0, (busy - own) / capacity) if capacity else 0.0
+        self.own = own / capacity if capacity else 0.0
+        return self
+
+
+def foreign_load(seconds=1.0):
+    meter = CpuMeter().start()
+    time.sleep(seconds)
+    return meter.stop().foreign
+
+
+def wait_until_quiet(threshold, max_wait, quiet=False):
+    """Wait (at most ``max_wait`` s) until other processes use less than ``threshold`` of the machine."""
+    deadline = time.monotonic() + max_wait
+    load = foreign_load()
+    while load > threshold and time.monotonic() < deadline:
+        if not quiet:
+            print(f"bench: other processes use {load:.0%} of the CPUs; waiting for them (up to {max_wait:.0f} s)", flush=True)
+        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+        load = foreign_load()
+    return load
+
+
+def drain(site, max_wait=120):
+    """Wait until the server has finished the requests the last load left queued.
+
+    A slow load (DOT's PBKDF2, ~0.4 s a request) leaves up to one request per connection in
+    gunicorn's queue after wrk stops; the next measurement must not pay for them. A quick
+    request that comes back fast means the workers are free.
+    """
+    import http.client
+
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        try:
+            conn = http.client.HTTPConnection(site.host, site.port, timeout=max_wait)
+            conn.request("GET", site.ready_path())
+            conn.getresponse().read()
+            conn.close()
+        except OSError:
+            time.sleep(0.2)
+            continue
+        if time.monotonic() - t0 < 0.25:
+            return
+
+
+def server_cpu_seconds(site):
+    """CPU seconds used so far by a site's gunicorn master and workers (user + system), plus
+    the PostgreSQL backends serving its scratch database (with SQLite the database work is
+    inside the workers already)."""
+    if site.proc is None:
+        return 0.0
+    pids = [site.proc.pid, *children(site.proc.pid)]
+    postgres = getattr(site, "postgres", None)
+    if postgres is not None:
+        marker = f" {postgres.name} "
+        pids += [int(e) for e in os.listdir("/proc") if e.isdigit() and marker in _cmdline(e)]
+    total = 0
+    for pid in pids:
+        try:
+            total += sum(int(x) for x in _stat_fields(pid)[11:13])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLOCK_TICKS

@@ -1,0 +1,343 @@
+"""The benchmark: our provider vs plain django-oauth-toolkit vs a bare WSGI floor.
+
+    .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--scenarios a,b] [--workers 2]
+
+Starts, in one run, three gunicorn servers with the same settings (sync workers, loopback,
+free ports): (A) our project with production settings (DEBUG off) on a fresh SQLite file,
+or on a scratch PostgreSQL database when DATABASE_URL is PostgreSQL; (B) a generated plain
+DOT project (bench/dot_site.py) on its own fresh database of the same kind; (C) a bare WSGI
+"hello" (bench/floor_app.py). Seeds them (manage.py commands and bench/seed.py), drives each
+scenario with wrk (16 connections; Lua scripts in bench/lua/) -- the login round trip with
+bench/loadgen.py -- interleaving A B C per scenario, round after round, and prints the
+median of the rounds. Everything it starts it stops by PID; scratch databases are dropped.
+See bench/README.md.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib  # noqa: E402
+import loadgen  # noqa: E402
+from benchlib import DotSite, FloorSite, OursSite  # noqa: E402
+
+SCENARIOS = {
+    "client_credentials": "POST /token grant_type=client_credentials, service app, HTTP Basic",
+    "client_credentials_aksk": "the same with an AK/SK pair of an access account (ours only)",
+    "code_exchange": "POST /token authorization_code + PKCE (S256): access + ID (RS256) + refresh token; one fresh code per request",
+    "refresh": "POST /token refresh_token with rotation; one fresh refresh token per request",
+    "userinfo": "GET userinfo with a long-lived Bearer token",
+    "introspection": "POST introspection (RFC 7662) of an access token, client authenticated with HTTP Basic",
+    "discovery": "GET /.well-known/openid-configuration",
+    "jwks": "GET /.well-known/jwks.json",
+    "login": "logged-in session: GET /auth (consent skipped) -> 302 with code -> POST /token (Python generator)",
+}
+WALKING = {"code_exchange", "refresh"}
+CONNECTIONS = 16
+WRK_THREADS = 2
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    p.add_argument("--warmup", type=int, default=1, help="seconds of an uncounted first pass per target (default 1; 0 skips it)")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma list out of: {', '.join(SCENARIOS)}")
+    p.add_argument("--servers", default="ours,dot,floor", help="comma list out of: ours, dot, floor")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per server (default 2)")
+    p.add_argument("--max-rate", type=int, default=1500,
+                   help="highest code-exchange/refresh rate a server may reach (req/s); sizes the pre-created codes "
+                        "and refresh tokens (default 1500)")
+    p.add_argument("--quiet-wait", type=int, default=0, metavar="S",
+                   help="before each measurement wait up to S seconds while other processes use more than 10%% of "
+                        "the CPUs (default 0: measure at once; every row reports that share anyway)")
+    p.add_argument("--json", metavar="PATH", help="also write every measurement to this JSON file")
+    args = p.parse_args(argv)
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if not set(args.servers) <= {"ours", "dot", "floor"} or not args.servers:
+        p.error("--servers: a comma list out of ours, dot, floor")
+    if not 1 <= args.rounds <= 20 or not 1 <= args.duration <= 300 or not 0 <= args.warmup <= 30:
+        p.error("--rounds 1..20, --duration 1..300 s, --warmup 0..30 s")
+    if not 1 <= args.workers <= 16:
+        p.error("--workers 1..16")
+    return args
+
+
+def environment_line():
+    import django
+    import gunicorn
+    import oauthlib
+
+    try:
+        from importlib.metadata import version
+
+        dot = version("django-oauth-toolkit")
+    except Exception:
+        dot = "?"
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, Django {django.get_version()}, "
+            f"django-oauth-toolkit {dot}, oauthlib {oauthlib.__version__}, gunicorn {gunicorn.__version__}")
+
+
+def shape_of(spec):
+    """Request shapes the floor is measured in, once per round each (the floor ignores paths)."""
+    if "login" in spec:
+        return "login, Python generator"
+    if spec.get("walk"):
+        return "POST, new body each"
+    return "POST" if spec["method"] == "POST" else "GET"
+
+
+def build_targets(args, sites):
+    """{scenario: [(label, site, spec)]}: ours first, then the baseline(s), then the floor.
+
+    The floor's label names its request shape; scenarios of the same shape share one
+    measurement of it per round.
+    """
+    per_site = {kind: benchlib.specs(site) for kind, site in sites.items() if kind in ("ours", "dot")}
+    targets = {}
+    for scenario in args.scenarios:
+        rows = []
+        for kind in ("ours", "dot"):
+            for label, spec in per_site.get(kind, {}).get(scenario, []):
+                rows.append((label, sites[kind], spec))
+        if "floor" in sites and rows:
+            template = rows[0][2]
+            rows.append((f"floor ({shape_of(template)})", sites["floor"], benchlib.floor_spec(template)))
+        if rows:
+            targets[scenario] = rows
+    return targets
+
+
+def measure(site, spec, duration, start, block):
+    if site.kind == "floor":
+        start, block = 0, 10**7 * WRK_THREADS  # the floor ignores the credential; nothing to run out of
+    if "login" in spec:
+        return loadgen.login_load(site.host, site.port, spec["login"], spec["sessions"], duration, threads=CONNECTIONS)
+    return benchlib.run_wrk(site, spec, duration=duration, connections=CONNECTIONS, threads=WRK_THREADS,
+                            start=start, per_thread=block // WRK_THREADS)
+
+
+def fmt_ms(us):
+    return f"{us / 1000:.1f}"
+
+
+def line(scenario, label, result):
+    return (f"{scenario:<24} {label:<44} {benchlib.ok_rate(result):>9.1f}/s  p50 {fmt_ms(result['p50_us']):>7} ms  "
+            f"p99 {fmt_ms(result['p99_us']):>7} ms  errors {benchlib.errors_of(result)}"
+            + (f" (ran out of credentials: {result['exhausted']})" if result.get("exhausted") else "")
+            + (f"  server CPU {result['server_cpu_ms_per_ok']:.2f} ms/req" if result.get("server_cpu_ms_per_ok") else "")
+            + f"  other load {result.get('foreign_load', 0):.0%}")
+
+
+def summarise(targets, results):
+    """Rows of the final table, with medians over the rounds and the ratios."""
+    rows = []
+    for scenario, entries in targets.items():
+        medians = {}
+        for label, _site, _spec in entries:
+            runs = results.get((scenario, label), [])
+            if not runs:
+                continue
+            rates = [benchlib.ok_rate(r) for r in runs]
+            medians[label] = statistics.median(rates)
+            rows.append({
+                "scenario": scenario, "server": label, "median": medians[label], "rounds": rates,
+                "p50_ms": statistics.median(r["p50_us"] for r in runs) / 1000,
+                "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
+                "errors": sum(benchlib.errors_of(r) for r in runs),
+                "exhausted": sum(r.get("exhausted", 0) for r in runs),
+                "other_load": max(r.get("foreign_load", 0) for r in runs),
+                "cpu_ms": statistics.median([r["server_cpu_ms_per_ok"] for r in runs if r.get("server_cpu_ms_per_ok")] or [0]),
+            })
+        ours = medians.get("ours")
+        baseline = next((medians[k] for k in ("dot (unhashed secret)", "dot") if k in medians), None)
+        floor = next((v for k, v in medians.items() if k.startswith("floor")), None)
+        for row in rows:
+            if row["scenario"] != scenario or ours is None:
+                continue
+            if row["server"] == "ours":
+                row["vs_baseline"] = ours / baseline if baseline else None
+                row["vs_floor"] = ours / floor if floor else None
+            elif row["server"].startswith("dot (hashed"):
+                row["vs_baseline"] = ours / row["median"] if row["median"] else None
+    return rows
+
+
+def print_table(rows, header):
+    print()
+    print(header)
+    cols = ["scenario", "server", "req/s (median)", "rounds", "p50 ms", "p99 ms", "errors", "ours/baseline", "ours/floor",
+            "server CPU ms/req", "other load"]
+    table = []
+    for r in rows:
+        ratio = lambda v: "" if v is None else f"{v:.2f}x"  # noqa: E731
+        table.append([
+            r["scenario"], r["server"], f"{r['median']:.1f}", " / ".join(f"{x:.0f}" for x in r["rounds"]),
+            f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["errors"]),
+            ratio(r.get("vs_baseline")), ratio(r.get("vs_floor")), f"{r['cpu_ms']:.2f}", f"{r['other_load']:.0%}",
+        ])
+    widths = [max(len(c), *(len(row[i]) for row in table)) if table else len(c) for i, c in enumerate(cols)]
+    right = {2, 3, 4, 5, 6, 7, 8, 9, 10}
+    fmt_row = lambda row: "| " + " | ".join(  # noqa: E731
+        (v.rjust(widths[i]) if i in right else v.ljust(widths[i])) for i, v in enumerate(row)) + " |"
+    print(fmt_row(cols))
+    print("|" + "|".join(("-" * (w + 1) + ":" if i in right else "-" * (w + 2)) for i, w in enumerate(widths)) + "|")
+    for row in table:
+        print(fmt_row(row))
+    print()
+    print("req/s: responses that were 2xx with the expected body, per second (login: whole round trips per second;")
+    print("p50/p99 then of the round trip). errors: non-2xx + unexpected bodies + socket errors, all rounds.")
+    print("ours/baseline: ours vs DOT with an unhashed secret (where secrets matter) or DOT; on the hashed-DOT row,")
+    print("ours vs that row. ours/floor: ours vs the bare WSGI app driven by the same request shape (measured once per")
+    print("round and shape, shown under each scenario of that shape).")
+    print("server CPU ms/req: CPU time the server's gunicorn processes (and, on PostgreSQL, the backends serving its")
+    print("database) spent per successful request (median of rounds);")
+    print("it moves much less than req/s when other processes compete for the CPUs.")
+    print("other load: the largest share of the machine's CPUs that processes outside this benchmark used during")
+    print("one of the row's measurements: above a few %, the servers and the load generator got that much less CPU.")
+    if any(r["exhausted"] for r in rows):
+        print("WARNING: some runs ran out of pre-created codes/refresh tokens: raise --max-rate.")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not benchlib.have_wrk():
+        print("bench: wrk is not installed. Install it with:  apt-get install -y wrk", file=sys.stderr)
+        return 2
+    database_url = os.environ.get("DATABASE_URL", "")
+    if database_url and not benchlib.is_postgres(database_url) and not database_url.startswith("sqlite"):
+        print(f"bench: DATABASE_URL {database_url!r} is neither SQLite nor PostgreSQL", file=sys.stderr)
+        return 2
+    pg_url = database_url if benchlib.is_postgres(database_url) else None
+    benchlib.install_cleanup()
+
+    walking = [s for s in args.scenarios if s in WALKING]
+    block = int(args.max_rate * args.duration) + CONNECTIONS
+    warm_block = int(args.max_rate * args.warmup) + CONNECTIONS if args.warmup else 0
+    seeds = warm_block + args.rounds * block
+    codes = seeds if "code_exchange" in walking else 0
+    refresh = seeds if "refresh" in walking else 0
+    sessions = CONNECTIONS if "login" in args.scenarios else 0
+
+    n_targets = len(args.scenarios)
+    print(f"bench: {environment_line()}")
+    print(f"bench: other processes use {benchlib.foreign_load():.0%} of the CPUs right now")
+    print(f"bench: database {'PostgreSQL (' + pg_url.split('@')[-1] + ')' if pg_url else 'SQLite (WAL)'}; "
+          f"{args.workers} sync workers per server; wrk -t{WRK_THREADS} -c{CONNECTIONS}; "
+          f"{args.rounds} rounds x {args.duration:g} s (+{args.warmup:g} s warm-up) over {n_targets} scenarios")
+    started = time.monotonic()
+    tmp = benchlib.make_tmp()
+    sites = {}
+    try:
+        if "ours" in args.servers:
+            sites["ours"] = OursSite(tmp, args.workers, pg_url)
+        if "dot" in args.servers:
+            sites["dot"] = DotSite(tmp, args.workers, pg_url)
+        if "floor" in args.servers:
+            sites["floor"] = FloorSite(tmp, args.workers)
+        for kind, site in sites.items():
+            if kind == "floor":
+                continue
+            t0 = time.monotonic()
+            site.seed(codes=codes, refresh=refresh, sessions=sessions)
+            print(f"bench: seeded {kind} ({codes} codes, {refresh} refresh tokens, {sessions} sessions) "
+                  f"in {time.monotonic() - t0:.0f} s")
+        for kind, site in sites.items():
+            site.start()
+            print(f"bench: {kind} on {site.base_url} (gunicorn PID {site.proc.pid}, workers {site.worker_pids()})")
+
+        targets = build_targets(args, sites)
+        per_round = sum(1 for e in targets.values() for label, site, _ in e if site.kind != "floor")
+        per_round += len({label for e in targets.values() for label, site, _ in e if site.kind == "floor"})
+        warm = sum(1 for e in targets.values() for _, site, _ in e if site.kind != "floor") if args.warmup else 0
+        estimate = args.rounds * per_round * (args.duration + 1.2) + warm * (args.warmup + 1.2)
+        print(f"bench: {per_round} measurements per round; about {estimate / 60:.0f} min from here", flush=True)
+        results = {}
+        offsets = {}
+
+        def slot(round_no, duration, counted):
+            floors = {}  # shape -> this round's floor measurement
+            for scenario, entries in targets.items():
+                for label, site, spec in entries:
+                    tag = f"[round {round_no}/{args.rounds}]" if counted else "[warm-up]"
+                    if site.kind == "floor":
+                        if not counted:
+                            continue  # nothing to warm up in the floor
+                        if label in floors:
+                            results.setdefault((scenario, label), []).append(floors[label])
+                            continue
+                    key = (site.kind, spec.get("walk"))
+                    start = offsets.get(key, 0)
+                    size = (block if counted else warm_block)
+                    if args.quiet_wait:
+                        benchlib.wait_until_quiet(0.10, args.quiet_wait)
+                    meter = benchlib.CpuMeter().start()
+                    cpu0 = benchlib.server_cpu_seconds(site)
+                    result = measure(site, spec, duration, start, size)
+                    cpu = benchlib.server_cpu_seconds(site) - cpu0
+                    meter.stop()
+                    result["foreign_load"], result["own_load"] = meter.foreign, meter.own
+                    ok = result["requests"] - result["non2xx"] - result["bad_body"]
+                    result["server_cpu_ms_per_ok"] = cpu * 1000 / ok if ok else None
+                    if spec.get("walk"):
+                        offsets[key] = start + size
+                    if site.kind == "floor":
+                        floors[label] = result
+                    print(f"{tag:<14} {line(scenario, label, result)}", flush=True)
+                    if result.get("reasons"):
+                        print(f"{'':14} failures: {result['reasons']}")
+                    if counted:
+                        results.setdefault((scenario, label), []).append(result)
+                    elif benchlib.errors_of(result):
+                        print(f"{'':14} WARNING: errors in warm-up; server log tail:\n{site.log_tail(1500)}")
+                    benchlib.drain(site)
+                    time.sleep(0.5)
+
+        if args.warmup:
+            slot(0, args.warmup, counted=False)
+        for r in range(1, args.rounds + 1):
+            slot(r, args.duration, counted=True)
+
+        rows = summarise(targets, results)
+        db = "PostgreSQL" if pg_url else "SQLite (WAL)"
+        print_table(rows, f"Results on {db}, {args.workers} gunicorn sync workers, {CONNECTIONS} connections, "
+                          f"median of {args.rounds} rounds x {args.duration:g} s (total run {time.monotonic() - started:.0f} s)")
+        if args.json:
+            Path(args.json).write_text(json.dumps({
+                "environment": environment_line(), "database": db, "workers": args.workers,
+                "rounds": args.rounds, "duration": args.duration, "rows": rows,
+                "runs": {f"{s} | {label}": v for (s, label), v in results.items()},
+            }, indent=2))
+            print(f"bench: wrote {args.json}")
+        return 1 if any(r["errors"] for r in rows) else 0
+    finally:
+        for site in sites.values():
+            site.stop()
+        benchlib.cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped", file=sys.stderr)
+        sys.exit(130)
