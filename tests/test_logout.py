@@ -65,3 +65,12 @@ def test_logout_with_unknown_client_id_is_not_a_server_error(logged_in, db):
 def test_logout_with_garbage_hint_is_a_400(logged_in, db):
     response = logged_in.get("/oidc/session/end", {"id_token_hint": "not.a.jwt"})
     assert 400 <= response.status_code < 500
+
+
+def test_a_hint_without_the_users_session_revokes_nothing(logged_in, web_app):
+    """A leaked ID token is not a credential: logout without the user's session keeps their tokens."""
+    from django.test import Client
+
+    tokens = _id_token(logged_in, web_app)
+    Client().get("/oidc/session/end", {"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "https://rp.example.com/logged-out"})
+    assert logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").status_code == 200

@@ -38,8 +38,10 @@ class LogoutView(RPInitiatedLogoutView):
     def do_logout(self, application=None, post_logout_redirect_uri=None, state=None, token_user=None):
         if getattr(self, "unregistered_redirect", False):
             post_logout_redirect_uri = None
-        user = token_user or self.request.user
-        if application is not None and user.is_authenticated:
+        user = self.request.user
+        # Only the session's own user logs out their tokens: an ID token alone (which may
+        # have leaked) is a hint, not a credential to revoke someone's tokens with.
+        if application is not None and user.is_authenticated and token_user in (None, user):
             # The relying party that logs the user out loses its tokens; other applications
             # keep theirs (a user logging out of one app keeps their other apps' offline access).
             access_tokens = get_access_token_model().objects.filter(user=user, application=application)
