@@ -18,7 +18,7 @@ BUDGETS = {
     "client_credentials": 9,
     "ak_sk": 10,
     "authorization_code": 27,
-    "refresh_token": 32,
+    "refresh_token": 33,  # +1: the row lock that makes parallel uses of one token queue (test_concurrency)
     "userinfo": 3,
     "introspection": 6,
 }
