@@ -42,8 +42,8 @@ WARMUP = 30
 # Layer of a frame by its file, first match wins; standard-library frames are transparent
 # (their time goes to the nearest caller that has a layer).
 LAYERS = [
-    ("client secret hashing (Django's PBKDF2 hasher)", ("/django/contrib/auth/hashers.py",)),
-    ("SQL execution (driver + database)", ("/django/db/backends/", "/sqlite3/", "/psycopg/", "/psycopg_binary/")),
+    ("client secret hashing (Django's PBKDF2 hasher)", ("/django/contrib/auth/hashers.py", "/django/utils/crypto.py")),
+    ("database backend (Django backend layer, driver, database)", ("/django/db/backends/", "/sqlite3/", "/psycopg/", "/psycopg_binary/")),
     ("ORM (queries, model instances, transactions)", ("/django/db/",)),
     ("Django middleware (+ sessions, auth, messages, axes, whitenoise)",
      ("/django/middleware/", "/django/contrib/sessions/", "/django/contrib/auth/middleware.py",
@@ -162,7 +162,7 @@ def analyse(root, n):
         # Inclusive figures: count the topmost frame of each kind on a path once.
         kinds = []
         if "/django/db/backends/utils.py" in path:
-            kinds.append("SQL execution")
+            kinds.append("cursor.execute (driver + database)")
         if "/django/db/" in path:
             kinds.append("ORM incl. SQL")
         if "/django/db/transaction.py" in path:

@@ -74,6 +74,20 @@ def parse_args(argv=None):
     return args
 
 
+def code_line():
+    """Which code was measured (read-only git commands)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=benchlib.ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "oidc_provider", "console", "project"],
+                               cwd=benchlib.ROOT, capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "code: (git not available)"
+    return f"code at {head or '?'}" + (f", {len(dirty)} uncommitted change(s) in oidc_provider/console/project" if dirty else "")
+
+
 def environment_line():
     import django
     import gunicorn
@@ -240,6 +254,7 @@ def main(argv=None):
 
     n_targets = len(args.scenarios)
     print(f"bench: {environment_line()}")
+    print(f"bench: {code_line()}")
     print(f"bench: other processes use {benchlib.foreign_load():.0%} of the CPUs right now")
     print(f"bench: database {'PostgreSQL (' + pg_url.split('@')[-1] + ')' if pg_url else 'SQLite (WAL)'}; "
           f"{args.workers} sync workers per server; wrk -t{WRK_THREADS} -c{CONNECTIONS}; "
