@@ -649,16 +649,7 @@ class AccessKeyAdmin(admin.ModelAdmin):
     def rotate_pairs(self, request, queryset):
         pairs = []
         for key in queryset.select_related("account").filter(revoked_at__isnull=True):
-            new_key, sk = access_keys.rotate(key)
-            audit.record(
-                audit.ACCESS_KEY_ROTATED,
-                request=request,
-                target=new_key,
-                target_label=new_key.access_key,
-                account=key.account.name,
-                previous=key.access_key,
-            )
-            pairs.append((new_key, sk))
+            pairs.append(audit.rotate_access_key(key, request))
         if not pairs:
             self.message_user(request, _("Only active pairs can be rotated; the selected ones are revoked."), messages.INFO)
             return None

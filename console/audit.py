@@ -64,6 +64,21 @@ def record(action, *, actor=None, actor_label=None, target=None, target_label=No
     )
 
 
+def rotate_access_key(key, request):
+    """Rotate one AK/SK pair for an admin and record it; returns (new key, SK shown once).
+
+    The one place the console (admin and API) rotates a pair, so the event looks the same.
+    """
+    from oidc_provider import access_keys
+
+    new_key, sk = access_keys.rotate(key)
+    record(
+        ACCESS_KEY_ROTATED, request=request, target=new_key, target_label=new_key.access_key,
+        account=key.account.name, previous=key.access_key,
+    )
+    return new_key, sk
+
+
 def count_token(grant, day=None):
     """Count one issued token for the dashboard, race-free on every backend."""
     day = day or timezone.localdate()

@@ -526,15 +526,7 @@ def access_key_action(request, model_admin, object_id, action):
                 % {"ak": key.access_key},
             )
             return redirect(account_url)
-        new_key, sk = access_keys.rotate(key)
-        audit.record(
-            audit.ACCESS_KEY_ROTATED,
-            request=request,
-            target=new_key,
-            target_label=new_key.access_key,
-            account=key.account.name,
-            previous=key.access_key,
-        )
+        new_key, sk = audit.rotate_access_key(key, request)
         model_admin.log_change(request, key, [{"changed": {"fields": ["revoked"]}}])
         stash_access_keys(request, [(new_key, sk)])
         return redirect(admin_url("oidc_provider_accesskey_issued"))

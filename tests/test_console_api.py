@@ -475,7 +475,7 @@ def test_rotate_access_key(api, client):
     assert token_request(client, new["access_key"], new["secret_key"], "read").status_code == 200
     assert token_request(client, old["access_key"], old["secret_key"], "read").json()["error"] == "invalid_client"
     assert token_request(client, other["access_key"], other["secret_key"], "read").status_code == 200
-    assert AuditEvent.objects.get(action=audit.ACCESS_KEY_ROTATED).details["revoked"] == old["access_key"]
+    assert AuditEvent.objects.get(action=audit.ACCESS_KEY_ROTATED).details["previous"] == old["access_key"]
     # A revoked pair cannot be rotated.
     response = api.post(f"{AKS}{old['id']}/rotate/")
     assert response.status_code == 400 and "already revoked" in response.json()["detail"]

@@ -153,10 +153,7 @@ class AccessKeyViewSet(ConsoleAPIMixin, mixins.ListModelMixin, mixins.CreateMode
                 f'POST /console/api/access-keys/ {{"account": "{old.account.name}"}}.'
             )
         with transaction.atomic():
-            key, sk = access_keys.rotate(old)
-            audit.record(
-                audit.ACCESS_KEY_ROTATED, request=request, target=key, account=key.account.name, revoked=old.access_key
-            )
+            key, sk = audit.rotate_access_key(old, request)
         key.plaintext_secret = sk
         key.replaces = old.access_key
         return Response(IssuedAccessKeySerializer(key).data, status=status.HTTP_201_CREATED)
