@@ -53,6 +53,17 @@ def is_postgres(url=None):
     return url.startswith(("postgres://", "postgresql://", "pgsql://"))
 
 
+
+def stop_process(process):
+    """Stop a server we started, by its PID: SIGTERM, then SIGKILL if it lingers."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
 class _PostgresDatabase:
     """A throwaway database on the server DATABASE_URL points at."""
 
@@ -132,13 +143,7 @@ class LiveProvider:
             time.sleep(0.2)
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         if getattr(self, "_log", None):
             self._log.close()
         if self.postgres:

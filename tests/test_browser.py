@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import pytest
 import requests
 
 from .helpers import left_half_hash, pkce_pair
-from .live import HTTP_TIMEOUT, free_port, front_channel, live_provider, live_user  # noqa: F401
+from .live import stop_process, HTTP_TIMEOUT, free_port, front_channel, live_provider, live_user  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -340,13 +339,7 @@ class RPSite:
         return (self.tmp / "rp.log").read_text(errors="replace")[-4000:]
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         if getattr(self, "log", None):
             self.log.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
