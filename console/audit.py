@@ -6,7 +6,7 @@
 import logging
 
 from django.contrib.auth.signals import user_login_failed
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.dispatch import receiver
 from django.utils import timezone
@@ -80,15 +80,34 @@ def rotate_access_key(key, request):
 
 
 def count_token(grant, day=None):
-    """Count one issued token for the dashboard, race-free on every backend."""
+    """Count one issued token for the dashboard, race-free on every backend.
+
+    One statement (an upsert on SQLite and PostgreSQL), run after the token's transaction
+    commits, so the day's row is never locked for the length of a token exchange.
+    """
     day = day or timezone.localdate()
-    updated = DailyTokenCount.objects.filter(day=day, grant=grant).update(count=F("count") + 1)
-    if not updated:
+    transaction.on_commit(lambda: _add_tokens(day, grant, 1), using=router.db_for_write(DailyTokenCount))
+
+
+def _add_tokens(day, grant, n):
+    using = router.db_for_write(DailyTokenCount)
+    connection = connections[using]
+    if connection.vendor in ("sqlite", "postgresql"):
+        table = connection.ops.quote_name(DailyTokenCount._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (day, {connection.ops.quote_name('grant')}, count) VALUES (%s, %s, %s) "  # noqa: S608
+                f"ON CONFLICT (day, {connection.ops.quote_name('grant')}) DO UPDATE SET count = {table}.count + excluded.count",
+                [day, grant, n],
+            )
+        return
+    rows = DailyTokenCount.objects.using(using).filter(day=day, grant=grant)
+    if not rows.update(count=F("count") + n):
         try:
-            with transaction.atomic():
-                DailyTokenCount.objects.create(day=day, grant=grant, count=1)
+            with transaction.atomic(using=using):
+                DailyTokenCount.objects.using(using).create(day=day, grant=grant, count=n)
         except IntegrityError:
-            DailyTokenCount.objects.filter(day=day, grant=grant).update(count=F("count") + 1)
+            rows.update(count=F("count") + n)
 
 
 # -- security events from the provider and from authentication -------------------------

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import secrets
+from . import config_cache, secrets
 from .models import AccessAccount, AccessKey
 from .scopes import OIDC_SCOPE_DESCRIPTIONS, all_scopes
 
@@ -59,16 +59,30 @@ def is_access_key(client_id):
     return isinstance(client_id, str) and client_id.startswith(PREFIX)
 
 
+# last_used_at is written at most once a minute per key and process: a hot key would
+# otherwise turn every token request into a write on one contended row.
+LAST_USED_PRECISION = 60
+_last_written = {}
+
+
+def _load_key(access_key):
+    return AccessKey.objects.select_related("account__application").filter(access_key=access_key).first()
+
+
 def authenticate(access_key, secret_key):
     """The active AccessKey for this AK/SK, or None; records its use."""
-    key = AccessKey.objects.select_related("account__application").filter(access_key=access_key).first()
+    key = config_cache.get(("access_key", access_key), lambda: _load_key(access_key))
     if key is None:
         # Same work as a real check, so timing does not tell whether an AK exists.
         secrets.verify(secret_key or "", secrets.PREFIX + "0" * 64)
         return None
     if not secrets.verify(secret_key or "", key.secret_key) or not key.is_active:
         return None
-    AccessKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    last = _last_written.get(key.access_key)
+    if last is None or (now - last).total_seconds() >= LAST_USED_PRECISION:
+        _last_written[key.access_key] = now
+        AccessKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
 
 

@@ -34,7 +34,12 @@ def subject(user):
     if cached is None:
         from .models import Subject
 
-        cached = user._oidc_subject = Subject.objects.get_or_create(user=user)[0].value
+        try:
+            # No query when the caller loaded the user with select_related("…oidc_subject").
+            cached = user.oidc_subject.value
+        except Subject.DoesNotExist:
+            cached = Subject.objects.get_or_create(user=user)[0].value
+        user._oidc_subject = cached
     return cached
 
 

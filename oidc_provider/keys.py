@@ -100,42 +100,59 @@ def ensure_active_key():
     return key
 
 
-def active_key():
-    """The parsed key that signs new tokens."""
+def _active_row():
     from .models import SigningKey
 
-    row = (
+    return (
         SigningKey.objects.filter(status=SigningKey.ACTIVE)
         .order_by("-activated_at", "-id")
-        .values_list("kid", flat=True)
+        .values_list("kid", "private_key")
         .first()
     )
-    if row is not None and row in _parsed:
-        return _parsed[row]
-    key = ensure_active_key()
-    return _load(key.kid, key.private_key)
+
+
+def active_key():
+    """The parsed key that signs new tokens (read through config_cache: a rotation applies
+    on the next request in every process)."""
+    from . import config_cache
+
+    row = config_cache.get("signing_key.active", _active_row)
+    if row is None:
+        key = ensure_active_key()
+        row = (key.kid, key.private_key)
+    return _parsed.get(row[0]) or _load(*row)
+
+
+def _published_rows():
+    from .models import SigningKey
+
+    rows = SigningKey.objects.exclude(status=SigningKey.RETIRED).order_by("-created_at", "-id")
+    return tuple(rows.values_list("kid", "private_key"))
 
 
 def published_keys():
     """Every key not yet retired, parsed, newest first."""
-    from .models import SigningKey
+    from . import config_cache
 
-    rows = SigningKey.objects.exclude(status=SigningKey.RETIRED).order_by("-created_at", "-id")
-    return [_parsed.get(r.kid) or _load(r.kid, r.private_key) for r in rows]
+    return [_parsed.get(kid) or _load(kid, pem) for kid, pem in config_cache.get("signing_key.published", _published_rows)]
 
 
 def key_for_kid(kid):
     """A published key by kid (for verifying tokens we issued), or None."""
-    from .models import SigningKey
-
     if not isinstance(kid, str):
         return None
-    row = SigningKey.objects.exclude(status=SigningKey.RETIRED).filter(kid=kid).first()
-    return (_parsed.get(row.kid) or _load(row.kid, row.private_key)) if row else None
+    return next((key for key in published_keys() if key.kid == kid), None)
 
 
 def jwks():
     return {"keys": [k.public_jwk for k in published_keys()]}
+
+
+def jwks_json():
+    """The JWKS document as bytes, built once per configuration version."""
+    from . import config_cache
+
+    return config_cache.get("signing_key.jwks", lambda: json.dumps(jwks()).encode())
 
 
 def verify(token, audience=None, verify_exp=True):

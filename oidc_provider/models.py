@@ -360,3 +360,14 @@ class AccessKey(models.Model):
     @property
     def is_active(self):
         return self.revoked_at is None and self.account.is_active
+
+
+class ConfigVersion(models.Model):
+    """One row: a random value rewritten whenever applications, the policy, signing keys
+    or AK/SK pairs change, so every process knows when its in-memory copy is stale
+    (config_cache.py)."""
+
+    value = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = _("configuration version")

@@ -104,18 +104,14 @@ def normalise_response_type(response_type):
 
 
 def state_of(application_type, grant):
-    """The current policy state of (type, grant), read from the database every time.
+    """The current policy state of (type, grant).
 
-    Not cached: a change from the CLI or another worker must hold on the next request.
+    Read through config_cache: a change from the CLI, the console or another worker holds
+    from the next request on.
     """
-    from .models import GrantPolicy
+    from . import config_cache
 
-    state = (
-        GrantPolicy.objects.filter(application_type=application_type, grant=grant)
-        .values_list("state", flat=True)
-        .first()
-    )
-    return state or DEFAULT_POLICY.get((application_type, grant), FORBIDDEN)
+    return config_cache.get("policy", current_policy).get((application_type, grant), FORBIDDEN)
 
 
 def current_policy():

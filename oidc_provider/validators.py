@@ -5,11 +5,13 @@ import hashlib
 import json
 import logging
 import uuid
+from contextlib import nullcontext
+from contextvars import ContextVar
 from datetime import timedelta
 from urllib.parse import unquote_plus
 
 import jwt
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Min
 from django.utils import timezone
 from oauth2_provider.models import (
@@ -22,11 +24,14 @@ from oauth2_provider.models import (
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
-from . import access_keys, claims, keys, policy, secrets, signals, throttle
+from . import access_keys, claims, config_cache, keys, policy, secrets, signals, throttle
 from .conf import oidc_settings
-from .models import AccessAccount, AccessKey, RedeemedCode
+from .models import AccessAccount, AccessKey, Application, RedeemedCode
 
 log = logging.getLogger(__name__)
+
+# The access token this request's exchange saved, for the token view's app_authorized signal.
+issued_access_token = ContextVar("issued_access_token", default=None)
 
 
 def code_digest(code):
@@ -40,6 +45,16 @@ class OIDCValidator(OAuth2Validator):
 
     def _check_secret(self, provided_secret, stored_secret):
         return secrets.verify(provided_secret, stored_secret)
+
+    def _load_application(self, client_id, request):
+        """The usable Application for client_id, from the per-process copy (config_cache)."""
+        client = request.client
+        if not (isinstance(client, Application) and client.client_id == client_id):
+            if not isinstance(client_id, str):
+                return None
+            client = config_cache.get(("application", client_id), lambda: Application.objects.filter(client_id=client_id).first())
+        request.client = client if client is not None and client.is_usable(request) else None
+        return request.client
 
     def authenticate_client(self, request, *args, **kwargs):
         client_id, client_secret = self._presented_credentials(request)
@@ -147,7 +162,7 @@ class OIDCValidator(OAuth2Validator):
         """The Grant row of this code, read once per request (oauthlib asks for it six times)."""
         cache = request.__dict__.setdefault("_grant_cache", {})
         if code not in cache:
-            cache[code] = get_grant_model().objects.select_related("user").filter(code=code).first()
+            cache[code] = get_grant_model().objects.select_related("user__oidc_subject").filter(code=code).first()
         return cache[code]
 
     def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
@@ -194,12 +209,19 @@ class OIDCValidator(OAuth2Validator):
             get_refresh_token_model().revoke_family(spent.token_family)
 
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
+        # Done by save_bearer_token, in the transaction that saves the tokens.
+        if getattr(request, "redeemed_code", None) != code:
+            self._redeem_code(code, request)
+            self._record_redeemed(code, request)
+
+    def _redeem_code(self, code, request):
+        """Delete the Grant; only one request can, so only one gets tokens for a code."""
         deleted, _ = get_grant_model().objects.filter(code=code, application=request.client).delete()
         if not deleted:
-            # Another request redeemed this code first: undo the tokens this one saved.
-            if transaction.get_connection().in_atomic_block:
-                transaction.set_rollback(True)
             raise errors.InvalidGrantError(description="The authorization code has already been used.", request=request)
+        request.redeemed_code = code
+
+    def _record_redeemed(self, code, request):
         access_token = getattr(request, "issued_access_token", None)
         refresh_token = getattr(request, "issued_refresh_token", None)
         RedeemedCode.objects.create(
@@ -208,6 +230,30 @@ class OIDCValidator(OAuth2Validator):
             access_token_id=access_token.pk if access_token else None,
             token_family=refresh_token.token_family if refresh_token else None,
         )
+
+    def _check_and_set_request_resource(self, request):
+        if request.grant_type != "authorization_code":
+            return super()._check_and_set_request_resource(request)
+        # DOT reads the Grant again for its resources (RFC 8707); it is deleted by now
+        # (_redeem_code), and _grant() has it from validation.
+        request.grant_type = None
+        try:
+            super()._check_and_set_request_resource(request)
+        finally:
+            request.grant_type = "authorization_code"
+        grant = self._grant(request.code, request)
+        granted = (grant.resource or []) if grant else []
+        if request.resource and granted:
+            for resource in request.resource:
+                if resource not in granted:
+                    raise errors.CustomOAuth2Error(
+                        error="invalid_target", request=request,
+                        description=f"The requested resource '{resource}' is not allowed: a token request cannot "
+                        "ask for more than the authorization granted.",
+                    )
+        elif granted:
+            self._validate_resource_uris(request, granted)
+            request.resource = granted
 
     # -- refresh tokens: rotation, replay detection, lifetimes -------------------------
 
@@ -243,7 +289,19 @@ class OIDCValidator(OAuth2Validator):
         if "refresh_token" in token and not policy.may_use(request.client, policy.REFRESH_TOKEN):
             # CONTRACT §4: a refresh token only for applications that may refresh.
             del token["refresh_token"]
-        result = super().save_bearer_token(token, request, *args, **kwargs)
+        code = request.code if request.grant_type == "authorization_code" else None
+        # Everything is validated and signed by now; the transaction (on SQLite, the
+        # database's write lock) covers only the writes. A lone access token needs none.
+        writes = [code, token.get("refresh_token"), getattr(request, "pending_id_token", None)]
+        atomic = transaction.atomic(using=router.db_for_write(get_access_token_model()), savepoint=False)
+        with atomic if any(writes) else nullcontext():
+            if code:
+                self._redeem_code(code, request)
+            if getattr(request, "pending_id_token", None):
+                request.id_token = request.access_token = self._save_id_token(*request.pending_id_token)
+            result = self._save_bearer_token(token, request, *args, **kwargs)
+            if code:
+                self._record_redeemed(code, request)
         signals.token_issued.send(
             sender=type(self), application=request.client, grant=request.grant_type or request.response_type,
             user=request.user, request=request,
@@ -265,6 +323,7 @@ class OIDCValidator(OAuth2Validator):
         self._set_token_value(access_token, token["access_token"])
         access_token.save()
         request.issued_access_token = access_token
+        issued_access_token.set(access_token)
         return access_token
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
@@ -272,6 +331,14 @@ class OIDCValidator(OAuth2Validator):
             request, refresh_token_code, access_token, previous_refresh_token
         )
         return request.issued_refresh_token
+
+    def _load_access_token(self, token):
+        # DOT's lookup, with the user's `sub` in the same query (userinfo needs it).
+        checksum = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        return (
+            get_access_token_model().objects.select_related("application", "user__oidc_subject")
+            .filter(token_checksum=checksum).first()
+        )
 
     # -- introspection (RFC 7662) ------------------------------------------------------
 
@@ -314,7 +381,7 @@ class OIDCValidator(OAuth2Validator):
 
     def _introspect_access_token(self, checksum):
         token = (
-            get_access_token_model().objects.select_related("application", "user")
+            get_access_token_model().objects.select_related("application", "user__oidc_subject")
             .filter(token_checksum=checksum).first()
         )
         if token is None or token.is_expired():
@@ -377,9 +444,11 @@ class OIDCValidator(OAuth2Validator):
         if "nonce" not in id_token and request.nonce:
             id_token["nonce"] = request.nonce
         signed = keys.active_key().sign(id_token, headers={"typ": "JWT"})
-        with transaction.atomic():
-            request.id_token = self._save_id_token(id_token["jti"], request, expires)
-        request.access_token = request.id_token
+        if request.grant_type:
+            # The token endpoint saves the row with the tokens, in save_bearer_token's transaction.
+            request.pending_id_token = (id_token["jti"], request, expires)
+        else:
+            request.id_token = request.access_token = self._save_id_token(id_token["jti"], request, expires)
         return signed
 
     def _load_id_token(self, token):

@@ -84,3 +84,12 @@ def left_half_hash(value):
     """at_hash / c_hash for RS256 (OIDC Core 3.1.3.6): base64url of the left half of SHA-256."""
     digest = hashlib.sha256(value.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+
+def set_policy(application_type, grant, state):
+    """Change the grant policy the way an admin does, through `manage.py oidc_policy set`."""
+    import io
+
+    from django.core.management import call_command
+
+    call_command("oidc_policy", "set", "--type", application_type, "--grant", grant, "--state", state, stdout=io.StringIO())

@@ -3,9 +3,8 @@
 import pytest
 
 from oidc_provider import policy
-from oidc_provider.models import GrantPolicy
 from tests.factories import ApplicationFactory
-from tests.helpers import authorize, consent, fragment_of, pkce_pair, query_of
+from tests.helpers import authorize, consent, fragment_of, pkce_pair, query_of, set_policy
 
 
 @pytest.mark.parametrize("logged", [False, True])
@@ -77,7 +76,7 @@ def test_response_type_the_app_does_not_hold_is_unsupported(logged_in, web_app):
 
 
 def test_policy_change_applies_to_the_next_authorization_request(logged_in, web_app):
-    GrantPolicy.objects.filter(application_type=policy.WEB, grant=policy.AUTHORIZATION_CODE).update(state=policy.FORBIDDEN)
+    set_policy(policy.WEB, policy.AUTHORIZATION_CODE, policy.FORBIDDEN)
     response = authorize(logged_in, web_app)
     assert response.status_code == 302
     assert query_of(response)["error"] == "unsupported_response_type"

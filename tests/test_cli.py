@@ -15,7 +15,6 @@ from django.core.management.base import CommandError
 from oidc_provider import keys, policy, secrets
 from oidc_provider.models import Application, GrantPolicy, SigningKey
 
-from .factories import ApplicationFactory
 
 pytestmark = pytest.mark.django_db
 

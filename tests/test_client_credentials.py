@@ -8,9 +8,9 @@ from django.core.management import CommandError, call_command
 from oauth2_provider.models import get_access_token_model
 
 from oidc_provider import access_keys, policy, secrets
-from oidc_provider.models import AccessAccount, AccessKey, GrantPolicy
+from oidc_provider.models import AccessAccount, AccessKey
 from tests.factories import ApplicationFactory
-from tests.helpers import basic_auth
+from tests.helpers import basic_auth, set_policy
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_web_app_without_client_credentials_is_unauthorized_client(client, web_a
 
 
 def test_client_credentials_refused_once_the_policy_forbids_it(client, service_app):
-    GrantPolicy.objects.filter(application_type=policy.SERVICE, grant=policy.CLIENT_CREDENTIALS).update(state=policy.FORBIDDEN)
+    set_policy(policy.SERVICE, policy.CLIENT_CREDENTIALS, policy.FORBIDDEN)
     assert _cc(client, service_app.client_id, service_app.plaintext_secret, scope="read").json()["error"] == "unauthorized_client"
 
 
@@ -119,7 +119,9 @@ def test_rotating_a_pair_issues_a_new_one_and_revokes_the_old(client, db):
 
 def test_inactive_account_keys_are_refused(client, db):
     data = _create_key("billing", ("read",))
-    AccessAccount.objects.filter(name="billing").update(is_active=False)
+    account = AccessAccount.objects.get(name="billing")
+    account.is_active = False
+    account.save()
     assert _cc(client, data["access_key"], data["secret_key"], scope="read").status_code == 401
 
 

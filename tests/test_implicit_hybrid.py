@@ -8,9 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from oidc_provider import policy
-from oidc_provider.models import GrantPolicy
 from tests.factories import ApplicationFactory
-from tests.helpers import authorize, consent, exchange, fragment_of, left_half_hash, query_of, verify_id_token
+from tests.helpers import authorize, consent, exchange, fragment_of, left_half_hash, query_of, set_policy, verify_id_token
 
 SPA_URI = "https://spa.example.com/cb"
 
@@ -97,7 +96,7 @@ def test_spa_may_not_use_hybrid_even_if_it_asks(logged_in, implicit_app):
 
 
 def test_implicit_refused_when_the_policy_forbids_it_at_request_time(logged_in, implicit_app):
-    GrantPolicy.objects.filter(application_type=policy.SPA, grant=policy.IMPLICIT).update(state=policy.FORBIDDEN)
+    set_policy(policy.SPA, policy.IMPLICIT, policy.FORBIDDEN)
     response = authorize(logged_in, implicit_app, response_type="token")
     assert fragment_of(response)["error"] == "unsupported_response_type"
 

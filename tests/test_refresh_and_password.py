@@ -9,7 +9,7 @@ from oauth2_provider.models import get_refresh_token_model
 
 from oidc_provider import policy, signals
 from tests.factories import PASSWORD, ApplicationFactory
-from tests.helpers import basic_auth, exchange, get_code, verify_id_token
+from tests.helpers import basic_auth, exchange, get_code, set_policy, verify_id_token
 
 
 def _refresh(client, app, token, **extra):
@@ -67,9 +67,7 @@ def test_refresh_token_of_another_client_is_invalid_grant(logged_in, web_app, to
 
 
 def test_refresh_refused_once_the_policy_forbids_it(logged_in, web_app, tokens):
-    from oidc_provider.models import GrantPolicy
-
-    GrantPolicy.objects.filter(application_type=policy.WEB, grant=policy.REFRESH_TOKEN).update(state=policy.FORBIDDEN)
+    set_policy(policy.WEB, policy.REFRESH_TOKEN, policy.FORBIDDEN)
     assert _refresh(logged_in, web_app, tokens["refresh_token"]).json()["error"] == "unauthorized_client"
 
 

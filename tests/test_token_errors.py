@@ -7,9 +7,8 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model
 
 from oidc_provider import policy
-from oidc_provider.models import GrantPolicy
 from tests.factories import ApplicationFactory
-from tests.helpers import basic_auth, exchange, get_code, pkce_pair
+from tests.helpers import basic_auth, exchange, get_code, pkce_pair, set_policy
 
 
 def _error(response, status=400):
@@ -102,7 +101,7 @@ def test_grant_the_app_does_not_hold_is_unauthorized_client(client, web_app, use
 
 def test_policy_forbidding_a_grant_applies_to_the_next_token_request(logged_in, web_app):
     code = get_code(logged_in, web_app)["code"]
-    GrantPolicy.objects.filter(application_type=policy.WEB, grant=policy.AUTHORIZATION_CODE).update(state=policy.FORBIDDEN)
+    set_policy(policy.WEB, policy.AUTHORIZATION_CODE, policy.FORBIDDEN)
     assert _error(exchange(logged_in, web_app, code, secret=web_app.plaintext_secret)) == "unauthorized_client"
 
 

@@ -1,12 +1,13 @@
 """Discovery (OIDC Discovery 1.0 §3) and the JWKS document."""
 
+import json
 from urllib.parse import urlsplit
 
-from django.http import JsonResponse
+from django.http import HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from .. import keys, policy
+from .. import config_cache, keys, policy
 from ..claims import CLAIM_SCOPES
 from ..conf import oidc_settings
 from ..scopes import all_scopes
@@ -49,18 +50,23 @@ def provider_metadata():
     }
 
 
-def _public_json(data):
-    response = JsonResponse(data)
+def _public_json(body):
+    response = HttpResponse(body, content_type="application/json")
     response["Access-Control-Allow-Origin"] = "*"
     response["Cache-Control"] = "public, max-age=300"
     return response
 
 
+def discovery_json():
+    """The discovery document as bytes, built once per process and configuration version."""
+    return config_cache.get("discovery", lambda: json.dumps(provider_metadata()).encode())
+
+
 @require_GET
 def discovery(request):
-    return _public_json(provider_metadata())
+    return _public_json(discovery_json())
 
 
 @require_GET
 def jwks(request):
-    return _public_json(keys.jwks())
+    return _public_json(keys.jwks_json())

@@ -1,25 +1,49 @@
 """The token endpoint (RFC 6749 §3.2)."""
 
 from django.db import router, transaction
+from django.http import HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.models import get_access_token_model
+from oauth2_provider.signals import app_authorized
 from oauth2_provider.views import TokenView as DOTTokenView
 
 from ..models import Application
+from ..validators import issued_access_token
 from .guards import reject_malformed_input
 
 
 @method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
 class TokenView(DOTTokenView):
     def post(self, request, *args, **kwargs):
-        # One transaction per exchange: a request that loses the race for a code rolls
-        # back every token it saved (validators.invalidate_authorization_code).
-        with transaction.atomic(using=router.db_for_write(get_access_token_model())):
+        if request.POST.get("grant_type") == "refresh_token":
+            # The refresh token's row is locked before it is validated (validators.py), so
+            # parallel uses of one token queue; that lock needs the whole request's transaction.
+            with transaction.atomic(using=router.db_for_write(get_access_token_model())):
+                response = super().post(request, *args, **kwargs)
+        else:
+            # Codes: single use is decided by the DELETE in save_bearer_token's transaction.
             response = super().post(request, *args, **kwargs)
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
         self.allow_registered_origin(request, response)
+        return response
+
+    @method_decorator(sensitive_post_parameters("password", "client_secret"))
+    def authorization_flow_token_response(self, request, *args, **kwargs):
+        # DOT's own reads the access token back from the database to send app_authorized;
+        # the validator hands over the instance it saved instead.
+        token = issued_access_token.set(None)
+        try:
+            url, headers, body, status = self.create_token_response(request)
+            if status == 200 and issued_access_token.get() is not None:
+                app_authorized.send(sender=self, request=request, token=issued_access_token.get())
+        finally:
+            issued_access_token.reset(token)
+        response = HttpResponse(content=body, status=status)
+        for name, value in headers.items():
+            response[name] = value
         return response
 
     @staticmethod

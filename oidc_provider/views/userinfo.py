@@ -10,6 +10,8 @@ from oauth2_provider.views import UserInfoView as DOTUserInfoView
 
 from .guards import reject_malformed_input
 
+INSUFFICIENT_SCOPE = "This access token was not granted the openid scope for a user; request scope=openid."
+
 
 def _bearer(request):
     scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
@@ -19,24 +21,27 @@ def _bearer(request):
 @method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
 class UserInfoView(DOTUserInfoView):
     def _create_userinfo_response(self, request):
-        refused = self._insufficient_scope(request)
-        response = refused or super()._create_userinfo_response(request)
+        response = super()._create_userinfo_response(request)
+        if response.status_code in (401, 403) and self._insufficient_scope(request, response):
+            response = JsonResponse({"error": "insufficient_scope", "error_description": INSUFFICIENT_SCOPE}, status=403)
+            response["WWW-Authenticate"] = f'Bearer error="insufficient_scope", error_description="{INSUFFICIENT_SCOPE}"'
         response["Cache-Control"] = "no-store"
         response["Access-Control-Allow-Origin"] = "*"
         return response
 
-    def _insufficient_scope(self, request):
-        """RFC 6750 §3.1: a valid token without `openid` (or without a user) is 403, not 401."""
+    @staticmethod
+    def _insufficient_scope(request, response):
+        """RFC 6750 §3.1: a valid token without `openid` (or without a user) is 403, not 401.
+
+        oauthlib answers 401 for a token lacking `openid`; only then is the token read again.
+        """
+        if response.status_code == 403:
+            return True
         token = _bearer(request)
         if not token:
-            return None
+            return False
         checksum = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
         access_token = get_access_token_model().objects.filter(token_checksum=checksum).first()
         if access_token is None or access_token.is_expired():
-            return None
-        if access_token.user_id is not None and "openid" in access_token.scope.split():
-            return None
-        description = "This access token was not granted the openid scope for a user; request scope=openid."
-        response = JsonResponse({"error": "insufficient_scope", "error_description": description}, status=403)
-        response["WWW-Authenticate"] = f'Bearer error="insufficient_scope", error_description="{description}"'
-        return response
+            return False
+        return access_token.user_id is None or "openid" not in access_token.scope.split()

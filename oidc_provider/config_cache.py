@@ -1,0 +1,125 @@
+"""A per-process copy of what every request reads and only admins change.
+
+Applications, the grant policy, signing keys and AK/SK pairs are read on every token
+request but change only when an admin (CLI, console, API) acts. Each process keeps what it
+read in memory, tagged with the ``ConfigVersion`` row. Saving or deleting any of those models
+writes a new random value there (the receivers below, or ``changed()`` after a bulk
+``update()``), and the first lookup of each request reads it back with one primary-key
+SELECT (tens of microseconds), so a change still applies on the next request in every
+worker (CONTRACT §5: "at the moment of the request").
+
+The value is random, not a counter: a rolled-back change restores the old value together
+with the old rows, so no stale copy can ever match a newer state.
+"""
+
+import random
+import threading
+
+from django.core.signals import request_finished, request_started
+from django.db import connections, router
+from django.db.models.signals import post_delete, post_save
+from django.test.signals import setting_changed
+
+MAX_ENTRIES = 10_000
+
+
+class _Snapshot:
+    __slots__ = ("version", "entries")
+
+    def __init__(self, version):
+        self.version = version
+        self.entries = {}
+
+
+_current = _Snapshot(None)
+# Per thread: the snapshot already checked against the database in this request.
+_local = threading.local()
+
+
+def _read_version():
+    from .models import ConfigVersion
+
+    connection = connections[router.db_for_read(ConfigVersion)]
+    table = connection.ops.quote_name(ConfigVersion._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT value FROM {table} WHERE id = 1")  # noqa: S608 (a table name, no input)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _snapshot():
+    global _current
+    checked = getattr(_local, "checked", None)
+    if checked is not None:
+        return checked
+    version = _read_version()
+    snapshot = _current
+    if version is None:
+        # No version row (a flushed test database): nothing can be trusted, read through.
+        snapshot = _Snapshot(None)
+    elif snapshot.version != version:
+        snapshot = _current = _Snapshot(version)
+    if getattr(_local, "in_request", False):
+        _local.checked = snapshot
+    return snapshot
+
+
+def get(key, load):
+    """The cached value for ``key``, or ``load()``'s result, kept while nothing changes.
+
+    ``None`` is not kept, so unknown client IDs cannot fill the cache.
+    """
+    snapshot = _snapshot()
+    if snapshot.version is None:
+        return load()
+    try:
+        return snapshot.entries[key]
+    except KeyError:
+        pass
+    value = load()
+    if value is not None and len(snapshot.entries) < MAX_ENTRIES:
+        snapshot.entries[key] = value
+    return value
+
+
+def changed(**kwargs):
+    """Mark the configuration changed, for every process (call it after a bulk ``update()``)."""
+    from .models import ConfigVersion
+
+    value = random.getrandbits(62)
+    using = router.db_for_write(ConfigVersion)
+    if not ConfigVersion.objects.using(using).filter(pk=1).update(value=value):
+        ConfigVersion.objects.using(using).update_or_create(pk=1, defaults={"value": value})
+    forget()
+
+
+def forget(**kwargs):
+    """Drop this process's copy (settings changed in a test, or the configuration did)."""
+    global _current
+    _current = _Snapshot(None)
+    _local.checked = None
+
+
+def _request_started(**kwargs):
+    _local.in_request = True
+    _local.checked = None
+
+
+def _request_finished(**kwargs):
+    _local.in_request = False
+    _local.checked = None
+
+
+def connect():
+    """Wire the receivers (from AppConfig.ready, once the models are loaded)."""
+    from oauth2_provider.models import get_application_model
+
+    from .models import AccessAccount, AccessKey, GrantPolicy, SigningKey
+
+    for model in (get_application_model(), GrantPolicy, SigningKey, AccessAccount, AccessKey):
+        uid = f"oidc_provider.config_cache.{model._meta.label_lower}"
+        post_save.connect(changed, sender=model, dispatch_uid=uid + ".save")
+        post_delete.connect(changed, sender=model, dispatch_uid=uid + ".delete")
+    request_started.connect(_request_started, dispatch_uid="oidc_provider.config_cache.started")
+    request_finished.connect(_request_finished, dispatch_uid="oidc_provider.config_cache.finished")
+    setting_changed.connect(forget, dispatch_uid="oidc_provider.config_cache.settings")
