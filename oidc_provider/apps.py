@@ -17,10 +17,12 @@ def _ensure_signing_key(sender, using="default", **kwargs):
     from django.db import connections
 
     from . import keys
-    from .models import SigningKey
+    from .models import ConfigVersion, SigningKey
 
-    # After `migrate oidc_provider zero` the table is gone, and that is fine.
-    if SigningKey._meta.db_table not in connections[using].introspection.table_names():
+    # After `migrate oidc_provider zero` (or to a migration before ours) the tables are gone,
+    # and that is fine: the next migrate forward creates the key.
+    tables = connections[using].introspection.table_names()
+    if SigningKey._meta.db_table not in tables or ConfigVersion._meta.db_table not in tables:
         return
     if not SigningKey.objects.using(using).filter(status=SigningKey.ACTIVE).exists():
         keys.ensure_active_key()

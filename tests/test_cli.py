@@ -283,7 +283,7 @@ def test_keys_retire_refuses_the_active_key():
     active = keys.ensure_active_key()
 
     with pytest.raises(CommandError, match="active key"):
-        run("oidc_keys", "retire", active.kid)
+        run("oidc_keys", "retire", "--", active.kid)
     active.refresh_from_db()
     assert active.status == SigningKey.ACTIVE
 
@@ -292,7 +292,8 @@ def test_keys_retire_unpublishes_an_inactive_key(client):
     old = keys.ensure_active_key()
     run("oidc_keys", "rotate")
 
-    data, _ = run_json("oidc_keys", "retire", old.kid)
+    out, _ = run("oidc_keys", "retire", "--json", "--", old.kid)  # a kid may start with "-"
+    data = json.loads(out)
 
     old.refresh_from_db()
     assert data["status"] == old.status == SigningKey.RETIRED

@@ -39,7 +39,7 @@ class Command(ProviderCommand):
     }
 
     def add_retire_arguments(self, parser):
-        parser.add_argument("kid", metavar="KID", help="The key ID, as shown by 'oidc_keys list'.")
+        parser.add_argument("kid", metavar="KID", help="The key ID, as shown by 'oidc_keys list' (write -- before one that starts with a dash).")
 
     def handle_list(self, **options):
         rows = list(SigningKey.objects.order_by("-created_at", "-id"))
@@ -63,7 +63,7 @@ class Command(ProviderCommand):
         text = [self.style.SUCCESS(f"New active signing key: {new.kid}")]
         if previous:
             text.append("Still published, so tokens they signed keep verifying: " + ", ".join(previous))
-            text.append("Retire one once its tokens have expired: manage.py oidc_keys retire KID")
+            text.append("Retire one once its tokens have expired: manage.py oidc_keys retire -- KID")
         self.emit(data, "\n".join(text))
 
     def handle_retire(self, *, kid, **options):
