@@ -19,12 +19,22 @@ from oauth2_provider.models import (
     get_grant_model,
     get_id_token_model,
     get_refresh_token_model,
+    refresh_token_expire_timedelta,
     revoke_access_token,
 )
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
-from . import access_keys, claims, config_cache, keys, policy, secrets, signals, throttle
+from . import (
+    access_keys,
+    claims,
+    config_cache,
+    keys,
+    policy,
+    secrets,
+    signals,
+    throttle,
+)
 from .conf import oidc_settings
 from .models import AccessAccount, AccessKey, Application, RedeemedCode
 
@@ -45,6 +55,11 @@ class OIDCValidator(OAuth2Validator):
 
     def _check_secret(self, provided_secret, stored_secret):
         return secrets.verify(provided_secret, stored_secret)
+
+    @staticmethod
+    def _application(pk):
+        """An Application by primary key, from the per-process copy (config_cache)."""
+        return config_cache.get(("application.pk", pk), lambda: Application.objects.filter(pk=pk).first())
 
     def _load_application(self, client_id, request):
         """The usable Application for client_id, from the per-process copy (config_cache)."""
@@ -162,7 +177,7 @@ class OIDCValidator(OAuth2Validator):
         """The Grant row of this code, read once per request (oauthlib asks for it six times)."""
         cache = request.__dict__.setdefault("_grant_cache", {})
         if code not in cache:
-            cache[code] = get_grant_model().objects.select_related("user__oidc_subject").filter(code=code).first()
+            cache[code] = next(iter(get_grant_model().objects.select_related("user__oidc_subject").filter(code=code)[:1]), None)
         return cache[code]
 
     def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
@@ -262,16 +277,42 @@ class OIDCValidator(OAuth2Validator):
         # we announce it, and bound the family's whole life. The row is locked first, so
         # parallel uses of one token queue here and all but the first see it rotated.
         checksum = hashlib.sha256(refresh_token.encode("utf-8", "replace")).hexdigest()
-        list(get_refresh_token_model().objects.select_for_update().filter(token_checksum=checksum).values_list("pk", flat=True))
-        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
-            self._announce_replay(refresh_token, client, request)
-            return False
+        if not self._accept_live_refresh_token(refresh_token, checksum, client, request):
+            # Revoked, rotated, expired or unknown: DOT's rules (grace period, reuse
+            # protection) decide, after the rows are locked.
+            list(get_refresh_token_model().objects.select_for_update().filter(token_checksum=checksum).values_list("pk", flat=True))
+            if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+                self._announce_replay(refresh_token, client, request)
+                return False
         rt = request.refresh_token_instance
         max_ttl = oidc_settings.REFRESH_TOKEN_MAX_TTL
         if max_ttl and rt.token_family:
             born = get_refresh_token_model().objects.filter(token_family=rt.token_family).aggregate(born=Min("created"))["born"]
             if born and born + timedelta(seconds=max_ttl) <= timezone.now():
                 return False
+        return True
+
+    def _accept_live_refresh_token(self, refresh_token, checksum, client, request):
+        """The common case in one locking query: a live, unrevoked token of this client.
+
+        Accepts only what DOT's validate_refresh_token accepts for an unrevoked token (an
+        access token is still paired with it and REFRESH_TOKEN_EXPIRE_SECONDS has not run
+        out since that access token expired); anything else goes to DOT's own checks.
+        """
+        rt = next(iter(
+            get_refresh_token_model().objects.select_for_update(of=("self",))
+            .select_related("access_token", "user__oidc_subject")
+            .filter(token_checksum=checksum, revoked__isnull=True)[:1]
+        ), None)
+        if rt is None or rt.access_token is None or rt.application_id != client.pk:
+            return False
+        expire_delta = refresh_token_expire_timedelta()
+        if expire_delta and rt.access_token.expires + expire_delta <= timezone.now():
+            return False
+        rt.application = client
+        request.user = rt.user
+        request.refresh_token = refresh_token
+        request.refresh_token_instance = rt
         return True
 
     def _announce_replay(self, refresh_token, client, request):
@@ -333,12 +374,18 @@ class OIDCValidator(OAuth2Validator):
         return request.issued_refresh_token
 
     def _load_access_token(self, token):
-        # DOT's lookup, with the user's `sub` in the same query (userinfo needs it).
+        # DOT's lookup, with the user's `sub` in the same query (userinfo needs it) and the
+        # application from config_cache rather than a join.
         checksum = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-        return (
-            get_access_token_model().objects.select_related("application", "user__oidc_subject")
-            .filter(token_checksum=checksum).first()
+        return self._with_application(
+            get_access_token_model().objects.select_related("user__oidc_subject").filter(token_checksum=checksum)[:1]
         )
+
+    def _with_application(self, tokens):
+        token = next(iter(tokens), None)
+        if token is not None:
+            token.application = self._application(token.application_id)
+        return token
 
     # -- introspection (RFC 7662) ------------------------------------------------------
 
@@ -380,9 +427,8 @@ class OIDCValidator(OAuth2Validator):
         return data
 
     def _introspect_access_token(self, checksum):
-        token = (
-            get_access_token_model().objects.select_related("application", "user__oidc_subject")
-            .filter(token_checksum=checksum).first()
+        token = self._with_application(
+            get_access_token_model().objects.select_related("user__oidc_subject").filter(token_checksum=checksum)[:1]
         )
         if token is None or token.is_expired():
             return None
