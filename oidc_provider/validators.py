@@ -44,6 +44,22 @@ log = logging.getLogger(__name__)
 issued_access_token = ContextVar("issued_access_token", default=None)
 
 
+class RefreshTokenRaced(Exception):
+    """Another request rotated this refresh token between its validation and its rotation.
+
+    The token view runs the request again, serialised, so DOT's rules see a replay.
+    """
+
+
+def _locking(queryset):
+    # Row locks exist only inside a transaction, and only where the database has them
+    # (PostgreSQL; on SQLite the IMMEDIATE transaction is the lock).
+    connection = transaction.get_connection(router.db_for_write(queryset.model))
+    if connection.in_atomic_block and connection.features.has_select_for_update:
+        return queryset.select_for_update(of=("self",))
+    return queryset
+
+
 def code_digest(code):
     return hashlib.sha256(code.encode()).hexdigest()
 
@@ -274,13 +290,14 @@ class OIDCValidator(OAuth2Validator):
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         # DOT revokes the family when a rotated-out token comes back (REUSE_PROTECTION);
-        # we announce it, and bound the family's whole life. The row is locked first, so
-        # parallel uses of one token queue here and all but the first see it rotated.
+        # we announce it, and bound the family's whole life. A live token is validated
+        # without a lock; save_bearer_token claims it, and a request that loses that race
+        # is run again serialised (RefreshTokenRaced), its token's row locked first.
         checksum = hashlib.sha256(refresh_token.encode("utf-8", "replace")).hexdigest()
         if not self._accept_live_refresh_token(refresh_token, checksum, client, request):
             # Revoked, rotated, expired or unknown: DOT's rules (grace period, reuse
             # protection) decide, after the rows are locked.
-            list(get_refresh_token_model().objects.select_for_update().filter(token_checksum=checksum).values_list("pk", flat=True))
+            list(_locking(get_refresh_token_model().objects.filter(token_checksum=checksum)).values_list("pk", flat=True))
             if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
                 self._announce_replay(refresh_token, client, request)
                 return False
@@ -300,8 +317,7 @@ class OIDCValidator(OAuth2Validator):
         out since that access token expired); anything else goes to DOT's own checks.
         """
         rt = next(iter(
-            get_refresh_token_model().objects.select_for_update(of=("self",))
-            .select_related("access_token", "user__oidc_subject")
+            _locking(get_refresh_token_model().objects.select_related("access_token", "user__oidc_subject"))
             .filter(token_checksum=checksum, revoked__isnull=True)[:1]
         ), None)
         if rt is None or rt.access_token is None or rt.application_id != client.pk:
@@ -313,7 +329,18 @@ class OIDCValidator(OAuth2Validator):
         request.user = rt.user
         request.refresh_token = refresh_token
         request.refresh_token_instance = rt
+        request.refresh_token_live = True
         return True
+
+    def _claim_live_refresh_token(self, request):
+        """Inside the saving transaction: is the token validated as live still unrevoked?
+
+        On PostgreSQL the row lock makes a parallel request wait here and then find it
+        rotated; on SQLite the IMMEDIATE transaction already holds the database's write lock.
+        """
+        rt = request.refresh_token_instance
+        if not list(_locking(type(rt).objects.filter(pk=rt.pk, revoked__isnull=True)).values_list("pk", flat=True)):
+            raise RefreshTokenRaced
 
     def _announce_replay(self, refresh_token, client, request):
         checksum = hashlib.sha256(refresh_token.encode("utf-8", "replace")).hexdigest()
@@ -336,6 +363,8 @@ class OIDCValidator(OAuth2Validator):
         writes = [code, token.get("refresh_token"), getattr(request, "pending_id_token", None)]
         atomic = transaction.atomic(using=router.db_for_write(get_access_token_model()), savepoint=False)
         with atomic if any(writes) else nullcontext():
+            if getattr(request, "refresh_token_live", False):
+                self._claim_live_refresh_token(request)
             if code:
                 self._redeem_code(code, request)
             if getattr(request, "pending_id_token", None):

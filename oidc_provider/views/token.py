@@ -10,21 +10,22 @@ from oauth2_provider.signals import app_authorized
 from oauth2_provider.views import TokenView as DOTTokenView
 
 from ..models import Application
-from ..validators import issued_access_token
+from ..validators import RefreshTokenRaced, issued_access_token
 from .guards import reject_malformed_input
 
 
 @method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
 class TokenView(DOTTokenView):
     def post(self, request, *args, **kwargs):
-        if request.POST.get("grant_type") == "refresh_token":
-            # The refresh token's row is locked before it is validated (validators.py), so
-            # parallel uses of one token queue; that lock needs the whole request's transaction.
+        # Single use is decided in save_bearer_token's short transaction: a code by its
+        # DELETE, a refresh token by a re-check of its row. A request that loses a refresh
+        # race is run again inside one transaction, the token's row locked before it is
+        # validated, so it is judged as the replay it is (family revoked, invalid_grant).
+        try:
+            response = super().post(request, *args, **kwargs)
+        except RefreshTokenRaced:
             with transaction.atomic(using=router.db_for_write(get_access_token_model())):
                 response = super().post(request, *args, **kwargs)
-        else:
-            # Codes: single use is decided by the DELETE in save_bearer_token's transaction.
-            response = super().post(request, *args, **kwargs)
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
         self.allow_registered_origin(request, response)
