@@ -1,0 +1,47 @@
+"""A short way through the middleware for the machine-to-machine endpoints.
+
+Token, userinfo, introspection, revocation, discovery and JWKS are called by relying parties
+and resource servers, never by a browser session: they read no session, user, message or
+CSRF token (they are CSRF-exempt by design), and their error texts are ASCII English (RFC
+6749 §5.2). Yet every request to them paid for the site's whole middleware stack, about a
+tenth of a client-credentials request. Placed right after ``SecurityMiddleware`` (and
+WhiteNoise), ``ProtocolEndpointMiddleware`` calls such a view directly; the middleware above
+it still sees the response. Every other URL goes down the stack as before.
+
+A view takes part when it is wrapped in ``protocol_endpoint()`` (``oidc_provider.urls`` does
+it). With ``ATOMIC_REQUESTS`` on any database the middleware steps aside, so that setting
+keeps its meaning.
+"""
+
+from django.conf import settings
+from django.urls import Resolver404, resolve
+from django.utils import translation
+
+
+def protocol_endpoint(view):
+    """Mark a view as one ``ProtocolEndpointMiddleware`` may call without the rest of the stack."""
+    view.protocol_endpoint = True
+    return view
+
+
+class ProtocolEndpointMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.enabled = not any(db.get("ATOMIC_REQUESTS") for db in settings.DATABASES.values())
+
+    def __call__(self, request):
+        if self.enabled:
+            try:
+                match = resolve(request.path_info, urlconf=getattr(request, "urlconf", None))
+            except Resolver404:
+                match = None
+            if match is not None and getattr(match.func, "protocol_endpoint", False):
+                request.resolver_match = match
+                # No LocaleMiddleware here: the thread may still hold the last page's
+                # language, and protocol errors are the untranslated English texts.
+                translation.deactivate_all()
+                response = match.func(request, *match.args, **match.kwargs)
+                if callable(getattr(response, "render", None)):
+                    response = response.render()
+                return response
+        return self.get_response(request)

@@ -1,0 +1,77 @@
+"""The machine-to-machine endpoints skip the browser middleware (oidc_provider.middleware), and lose nothing by it."""
+
+import pytest
+from django.conf import settings as site_settings
+from django.test import Client, override_settings
+
+from oidc_provider import policy
+from tests.factories import ApplicationFactory
+from tests.helpers import basic_auth
+
+ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans"}
+
+
+@pytest.fixture
+def service_app(db):
+    return ApplicationFactory(application_type=policy.SERVICE, redirect_uris="", post_logout_redirect_uris="")
+
+
+def _cc(client, app, **extra):
+    return client.post("/oidc/token", {"grant_type": "client_credentials", "scope": "read"},
+                       HTTP_AUTHORIZATION=basic_auth(app.client_id, app.plaintext_secret), **extra)
+
+
+@pytest.mark.parametrize("path", ["/oidc/.well-known/openid-configuration", "/oidc/.well-known/jwks.json"])
+def test_documents_keep_the_site_security_headers_and_set_no_cookie(client, db, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    # SecurityMiddleware sits above the short way and still answers for these responses.
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert not response.cookies
+
+
+def test_token_response_sets_no_session_cookie_even_for_a_logged_in_browser(client, service_app, user):
+    client.force_login(user)
+    response = _cc(client, service_app)
+    assert response.status_code == 200, response.content
+    assert response["Cache-Control"] == "no-store"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert not response.cookies
+
+
+def test_protocol_errors_stay_ascii_english_after_a_chinese_page_in_the_same_thread(client, db):
+    # The hosted login page activates zh-Hans in this thread (LocaleMiddleware) ...
+    page = client.get("/accounts/login/", **ZH)
+    assert page.status_code == 200 and "登录" in page.content.decode()
+    # ... and the token endpoint, which has no LocaleMiddleware, must not inherit it:
+    # RFC 6749 §5.2 allows only ASCII in error_description.
+    app = ApplicationFactory(application_type=policy.WEB, grant_types=["authorization_code"])
+    response = _cc(client, app, **ZH)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "unauthorized_client"
+    assert body["error_description"].isascii(), body
+
+
+def test_endpoints_work_unchanged_with_atomic_requests(service_app, settings):
+    settings.DATABASES["default"]["ATOMIC_REQUESTS"] = True
+    try:
+        client = Client()  # its handler loads the middleware now, with the setting on
+        token = _cc(client, service_app)
+        assert token.status_code == 200, token.content
+        introspection = client.post(
+            "/oidc/token/introspection", {"token": token.json()["access_token"]},
+            HTTP_AUTHORIZATION=basic_auth(service_app.client_id, service_app.plaintext_secret),
+        )
+        assert introspection.json()["active"] is True
+    finally:
+        settings.DATABASES["default"]["ATOMIC_REQUESTS"] = False
+
+
+@override_settings(MIDDLEWARE=[m for m in site_settings.MIDDLEWARE if "ProtocolEndpoint" not in m])
+def test_a_site_without_the_middleware_serves_the_same_answers(service_app):
+    response = _cc(Client(), service_app)
+    assert response.status_code == 200, response.content
+    assert response.json()["token_type"] == "Bearer"
+    assert Client().get("/oidc/.well-known/jwks.json").json()["keys"]
