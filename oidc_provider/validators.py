@@ -29,6 +29,7 @@ from . import (
     access_keys,
     claims,
     config_cache,
+    inserts,
     keys,
     policy,
     secrets,
@@ -255,12 +256,12 @@ class OIDCValidator(OAuth2Validator):
     def _record_redeemed(self, code, request):
         access_token = getattr(request, "issued_access_token", None)
         refresh_token = getattr(request, "issued_refresh_token", None)
-        RedeemedCode.objects.create(
+        inserts.insert(RedeemedCode(
             code_digest=code_digest(code),
             application=request.client,
             access_token_id=access_token.pk if access_token else None,
             token_family=refresh_token.token_family if refresh_token else None,
-        )
+        ))
 
     def _check_and_set_request_resource(self, request):
         if request.grant_type != "authorization_code":
@@ -391,16 +392,23 @@ class OIDCValidator(OAuth2Validator):
             resource=getattr(request, "resource", []),
         )
         self._set_token_value(access_token, token["access_token"])
-        access_token.save()
+        inserts.insert(access_token)
         request.issued_access_token = access_token
         issued_access_token.set(access_token)
         return access_token
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
-        request.issued_refresh_token = super()._create_refresh_token(
-            request, refresh_token_code, access_token, previous_refresh_token
+        # DOT's, written with the prepared INSERT.
+        refresh_token = get_refresh_token_model()(
+            user=request.user,
+            application=request.client,
+            access_token=access_token,
+            token_family=previous_refresh_token.token_family if previous_refresh_token else uuid.uuid4(),
+            resource=getattr(request, "resource", []),
         )
-        return request.issued_refresh_token
+        self._set_token_value(refresh_token, refresh_token_code)
+        request.issued_refresh_token = inserts.insert(refresh_token)
+        return refresh_token
 
     def _load_access_token(self, token):
         # DOT's lookup, with the user's `sub` in the same query (userinfo needs it) and the
@@ -525,6 +533,13 @@ class OIDCValidator(OAuth2Validator):
         else:
             request.id_token = request.access_token = self._save_id_token(id_token["jti"], request, expires)
         return signed
+
+    def _save_id_token(self, jti, request, expires, *args, **kwargs):
+        # DOT's, written with the prepared INSERT.
+        return inserts.insert(get_id_token_model()(
+            user=request.user, scope=request.scope or " ".join(request.scopes), expires=expires, jti=jti,
+            application=request.client,
+        ))
 
     def _load_id_token(self, token):
         """The IDToken row of an ID token we signed with any published key (not only the active one)."""
