@@ -7,6 +7,7 @@ command line, the console) must still hold from the very next request, in every 
 import hashlib
 import secrets
 
+import psycopg
 import pytest
 import requests
 from oauth2_provider.signals import app_authorized
@@ -15,7 +16,7 @@ from oidc_provider import config_cache, policy
 from oidc_provider.models import Application, GrantPolicy
 from tests.helpers import basic_auth
 
-from .live import HTTP_TIMEOUT, live_provider  # noqa: F401
+from .live import HTTP_TIMEOUT, is_postgres, live_provider  # noqa: F401
 
 # More requests than the live server has workers x threads, so every worker has cached.
 REQUESTS = 24
@@ -136,3 +137,18 @@ def test_without_the_version_row_nothing_is_cached(client):
     assert client.post("/oidc/token", body, HTTP_AUTHORIZATION=auth).status_code == 200
     Application.objects.filter(pk=app.pk).update(grant_types=[])
     assert client.post("/oidc/token", body, HTTP_AUTHORIZATION=auth).json()["error"] == "unauthorized_client"
+
+
+@pytest.mark.skipif(not is_postgres(), reason="PostgreSQL only: a server that drops the workers' connections")
+def test_the_version_read_reconnects_a_dropped_connection_like_the_health_check(live_provider):
+    # The version read stands in for CONN_HEALTH_CHECKS' SELECT 1; when the server has
+    # dropped every worker's persistent connection, the next requests must still succeed.
+    jwks = live_provider.url("/oidc/.well-known/jwks.json")
+    assert {requests.get(jwks, timeout=HTTP_TIMEOUT).status_code for _ in range(REQUESTS)} == {200}
+    with psycopg.connect(live_provider.postgres.admin_conninfo, autocommit=True, connect_timeout=10) as admin:
+        dropped = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [live_provider.postgres.name],
+        ).fetchone()[0]
+    assert dropped >= 1
+    assert [requests.get(jwks, timeout=HTTP_TIMEOUT).status_code for _ in range(REQUESTS)] == [200] * REQUESTS
