@@ -29,11 +29,11 @@ from . import (
     access_keys,
     claims,
     config_cache,
-    inserts,
     keys,
     policy,
     secrets,
     signals,
+    statements,
     throttle,
 )
 from .conf import oidc_settings
@@ -194,7 +194,7 @@ class OIDCValidator(OAuth2Validator):
         """The Grant row of this code, read once per request (oauthlib asks for it six times)."""
         cache = request.__dict__.setdefault("_grant_cache", {})
         if code not in cache:
-            cache[code] = next(iter(get_grant_model().objects.select_related("user__oidc_subject").filter(code=code)[:1]), None)
+            cache[code] = statements.first(get_grant_model(), "code", code, related=("user", "oidc_subject"))
         return cache[code]
 
     def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
@@ -256,7 +256,7 @@ class OIDCValidator(OAuth2Validator):
     def _record_redeemed(self, code, request):
         access_token = getattr(request, "issued_access_token", None)
         refresh_token = getattr(request, "issued_refresh_token", None)
-        inserts.insert(RedeemedCode(
+        statements.insert(RedeemedCode(
             code_digest=code_digest(code),
             application=request.client,
             access_token_id=access_token.pk if access_token else None,
@@ -392,7 +392,7 @@ class OIDCValidator(OAuth2Validator):
             resource=getattr(request, "resource", []),
         )
         self._set_token_value(access_token, token["access_token"])
-        inserts.insert(access_token)
+        statements.insert(access_token)
         request.issued_access_token = access_token
         issued_access_token.set(access_token)
         return access_token
@@ -407,7 +407,7 @@ class OIDCValidator(OAuth2Validator):
             resource=getattr(request, "resource", []),
         )
         self._set_token_value(refresh_token, refresh_token_code)
-        request.issued_refresh_token = inserts.insert(refresh_token)
+        request.issued_refresh_token = statements.insert(refresh_token)
         return refresh_token
 
     def _load_access_token(self, token):
@@ -415,11 +415,10 @@ class OIDCValidator(OAuth2Validator):
         # application from config_cache rather than a join.
         checksum = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
         return self._with_application(
-            get_access_token_model().objects.select_related("user__oidc_subject").filter(token_checksum=checksum)[:1]
+            statements.first(get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"))
         )
 
-    def _with_application(self, tokens):
-        token = next(iter(tokens), None)
+    def _with_application(self, token):
         if token is not None:
             token.application = self._application(token.application_id)
         return token
@@ -465,7 +464,7 @@ class OIDCValidator(OAuth2Validator):
 
     def _introspect_access_token(self, checksum):
         token = self._with_application(
-            get_access_token_model().objects.select_related("user__oidc_subject").filter(token_checksum=checksum)[:1]
+            statements.first(get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"))
         )
         if token is None or token.is_expired():
             return None
@@ -536,7 +535,7 @@ class OIDCValidator(OAuth2Validator):
 
     def _save_id_token(self, jti, request, expires, *args, **kwargs):
         # DOT's, written with the prepared INSERT.
-        return inserts.insert(get_id_token_model()(
+        return statements.insert(get_id_token_model()(
             user=request.user, scope=request.scope or " ".join(request.scopes), expires=expires, jti=jti,
             application=request.client,
         ))
