@@ -1,7 +1,7 @@
 """Claims per scope (OIDC Core 5.4) in userinfo and the ID token."""
 
 from oidc_provider.claims import subject
-from tests.helpers import exchange, get_code, verify_id_token
+from tests.helpers import basic_auth, exchange, get_code, verify_id_token
 
 
 def _tokens(client, app, scope):
@@ -47,3 +47,31 @@ def test_userinfo_needs_the_openid_scope(logged_in, web_app):
     tokens = _tokens(logged_in, web_app, "read")
     response = logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
     assert response.status_code == 403
+
+
+def test_a_token_made_before_the_user_had_a_sub_gets_one_at_userinfo_and_keeps_it(client, web_app, user):
+    """A site that installs the provider over existing users and tokens: `sub` is made on first use."""
+    import secrets
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from oauth2_provider.models import get_access_token_model
+
+    from oidc_provider.models import Subject
+
+    raw = secrets.token_urlsafe(30)
+    get_access_token_model().objects.create(
+        user=user, application=web_app, token=raw, scope="openid profile", expires=timezone.now() + timedelta(hours=1),
+    )
+    assert not Subject.objects.filter(user=user).exists()
+    first = client.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert first.status_code == 200, first.content
+    again = client.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {raw}").json()
+    assert first.json()["sub"] == again["sub"] == Subject.objects.get(user=user).value
+    assert again["preferred_username"] == user.username
+    # Introspection reads the token the same way and names the same subject.
+    introspected = client.post(
+        "/oidc/token/introspection", {"token": raw},
+        HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret),
+    ).json()
+    assert introspected["active"] is True and introspected["sub"] == again["sub"]
