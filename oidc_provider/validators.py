@@ -248,8 +248,7 @@ class OIDCValidator(OAuth2Validator):
 
     def _redeem_code(self, code, request):
         """Delete the Grant; only one request can, so only one gets tokens for a code."""
-        deleted, _ = get_grant_model().objects.filter(code=code, application=request.client).delete()
-        if not deleted:
+        if not statements.delete(get_grant_model(), code=code, application=request.client):
             raise errors.InvalidGrantError(description="The authorization code has already been used.", request=request)
         request.redeemed_code = code
 
