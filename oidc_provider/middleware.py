@@ -4,7 +4,7 @@ Token, userinfo, introspection, revocation, discovery and JWKS are called by rel
 and resource servers, never by a browser session: they read no session, user, message or
 CSRF token (they are CSRF-exempt by design), and their error texts are ASCII English (RFC
 6749 §5.2). Yet every request to them paid for the site's whole middleware stack, about a
-tenth of a client-credentials request. Placed right after ``SecurityMiddleware`` (and
+fifth of a client-credentials request. Placed right after ``SecurityMiddleware`` (and
 WhiteNoise), ``ProtocolEndpointMiddleware`` calls such a view directly; the middleware above
 it still sees the response. Every other URL goes down the stack as before.
 

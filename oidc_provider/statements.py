@@ -49,7 +49,7 @@ def insert(instance):
     model = type(instance)
     using = router.db_for_write(model, instance=instance)
     connection = connections[using]
-    key = (model, using, connection.vendor)
+    key = (model, using)
     if key not in _statements:
         _statements[key] = _prepare(model, connection)
     prepared = _statements[key]
@@ -120,7 +120,7 @@ def first(model, field_name, value, related=()):
     loaded and cached like ``select_related("user__oidc_subject")``."""
     using = router.db_for_read(model)
     connection = connections[using]
-    key = (model, field_name, tuple(related), using, connection.vendor)
+    key = (model, field_name, tuple(related), using)
     if key not in _selects:
         _selects[key] = _prepare_select(model, field_name, related, connection)
     sql, where, columns, tables = _selects[key]
@@ -165,7 +165,7 @@ def delete(model, **equals):
     if any(signal.has_listeners(model) for signal in (pre_delete, post_delete)) or _referenced(model):
         return model._default_manager.using(using).filter(**equals).delete()[0]
     names = tuple(sorted(equals))
-    key = (model, names, using, connection.vendor)
+    key = (model, names, using)
     if key not in _deletes:
         qn = connection.ops.quote_name
         fields = [model._meta.get_field(name) for name in names]
