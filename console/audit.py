@@ -6,14 +6,12 @@
 import logging
 
 from django.contrib.auth.signals import user_login_failed
-from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F
 from django.dispatch import receiver
-from django.utils import timezone
 
 from oidc_provider import signals
 
-from .models import AuditEvent, DailyTokenCount
+from . import token_counts
+from .models import AuditEvent
 
 log = logging.getLogger(__name__)
 
@@ -79,37 +77,6 @@ def rotate_access_key(key, request):
     return new_key, sk
 
 
-def count_token(grant, day=None):
-    """Count one issued token for the dashboard, race-free on every backend.
-
-    One statement (an upsert on SQLite and PostgreSQL), run after the token's transaction
-    commits, so the day's row is never locked for the length of a token exchange.
-    """
-    day = day or timezone.localdate()
-    transaction.on_commit(lambda: _add_tokens(day, grant, 1), using=router.db_for_write(DailyTokenCount))
-
-
-def _add_tokens(day, grant, n):
-    using = router.db_for_write(DailyTokenCount)
-    connection = connections[using]
-    if connection.vendor in ("sqlite", "postgresql"):
-        table = connection.ops.quote_name(DailyTokenCount._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (day, {connection.ops.quote_name('grant')}, count) VALUES (%s, %s, %s) "  # noqa: S608
-                f"ON CONFLICT (day, {connection.ops.quote_name('grant')}) DO UPDATE SET count = {table}.count + excluded.count",
-                [day, grant, n],
-            )
-        return
-    rows = DailyTokenCount.objects.using(using).filter(day=day, grant=grant)
-    if not rows.update(count=F("count") + n):
-        try:
-            with transaction.atomic(using=using):
-                DailyTokenCount.objects.using(using).create(day=day, grant=grant, count=n)
-        except IntegrityError:
-            rows.update(count=F("count") + n)
-
-
 # -- security events from the provider and from authentication -------------------------
 
 
@@ -119,7 +86,7 @@ def _client(application):
 
 @receiver(signals.token_issued, dispatch_uid="console.audit.token_issued")
 def _token_issued(sender, application=None, grant=None, **kwargs):
-    count_token(grant or "unknown")
+    token_counts.count_token(grant or "unknown")
 
 
 @receiver(signals.grant_refused, dispatch_uid="console.audit.grant_refused")

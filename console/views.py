@@ -665,6 +665,7 @@ def dashboard(request, days=14):
 
     from oidc_provider.models import AccessAccount, SigningKey
 
+    from . import token_counts
     from .models import AuditEvent, DailyTokenCount
 
     user = request.user
@@ -701,6 +702,7 @@ def dashboard(request, days=14):
             }
         )
 
+    token_counts.flush()  # this process's own counts; other processes' are at most an interval behind
     rows = DailyTokenCount.objects.filter(day__gte=first, day__lte=today).values("day", "grant").annotate(n=Sum("count"))
     per_grant = {}
     for row in rows:

@@ -1,8 +1,17 @@
 import pytest
+from django.test import override_settings
 
 from oidc_provider import policy
 
 from .factories import ApplicationFactory, UserFactory
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _token_counts_written_at_once():
+    # The dashboard's token counts are written at once, not by a timer thread that would
+    # write outside the test's transaction (tests/test_token_counts.py tests the timer).
+    with override_settings(CONSOLE_TOKEN_COUNT_INTERVAL=0):
+        yield
 
 
 @pytest.fixture
