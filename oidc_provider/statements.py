@@ -18,6 +18,9 @@ own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' con
 - ``delete(model, **equals)``: rows nothing else points at, in one DELETE.
 """
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.db import connections, router, transaction
 from django.db.models import DO_NOTHING
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
@@ -25,6 +28,8 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 _statements = {}
 _selects = {}
 _deletes = {}
+_chains = {}
+_chain = ContextVar("statements_chain", default=None)
 
 
 def _prepare(model, connection):
@@ -44,15 +49,29 @@ def _prepare(model, connection):
     return fields, sql, returning
 
 
-def insert(instance):
-    """Save a new ``instance`` (primary key unset) with its model's prepared INSERT."""
+def _prepared(model, using):
+    key = (model, using)
+    if key not in _statements:
+        _statements[key] = _prepare(model, connections[using])
+    return _statements[key]
+
+
+def insert(instance, links=None):
+    """Save a new ``instance`` (primary key unset) with its model's prepared INSERT.
+
+    ``links`` maps attribute names to other new instances whose primary key goes there (a
+    foreign key assigned an unsaved instance is linked the same way). Inside
+    :func:`chained`, the row is written with the chain's statement, not now.
+    """
+    chain = _chain.get()
+    if chain is not None:
+        chain.insert(instance, links)
+        return instance
+    _link(instance, links)
     model = type(instance)
     using = router.db_for_write(model, instance=instance)
     connection = connections[using]
-    key = (model, using)
-    if key not in _statements:
-        _statements[key] = _prepare(model, connection)
-    prepared = _statements[key]
+    prepared = _prepared(model, using)
     if prepared is None or instance.pk is not None:
         instance.save(using=using)
         return instance
@@ -180,3 +199,125 @@ def delete(model, **equals):
 
 def _referenced(model):
     return any(rel.on_delete is not DO_NOTHING for rel in model._meta.related_objects)
+
+
+def _link(instance, links):
+    for attname, other in (links or {}).items():
+        setattr(instance, attname, other.pk)
+
+
+# -- chains: a DELETE and the INSERTs that depend on it, in one statement on PostgreSQL --
+
+
+def can_chain(using, delete_model, insert_models):
+    """Whether :func:`chained` writes these models with one statement on this database."""
+    if connections[using].vendor != "postgresql":
+        return False
+    if any(signal.has_listeners(delete_model) for signal in (pre_delete, post_delete)) or _referenced(delete_model):
+        return False
+    return all(
+        _prepared(model, using) is not None and not pre_save.has_listeners(model) and not post_save.has_listeners(model)
+        for model in insert_models
+    )
+
+
+class Chain:
+    """One DELETE and the INSERTs made while the chain is open, sent as one statement.
+
+    Each INSERT selects from the DELETE's result (data-modifying CTEs), so when another
+    request deleted the row first nothing is inserted: the statement is atomic on its own,
+    and a redeemed code needs no BEGIN/COMMIT round trips. A foreign key (or ``links``) to
+    an earlier row of the chain takes that row's id from its INSERT's RETURNING.
+    """
+
+    def __init__(self, using, model, equals):
+        self.using = using
+        self.delete_model = model
+        self.equals = equals
+        self.rows = []  # (instance, {attname: index of an earlier row})
+        self.deleted = None
+
+    def insert(self, instance, links=None):
+        if router.db_for_write(type(instance), instance=instance) != self.using or instance.pk is not None:
+            raise ValueError(f"{type(instance).__name__}: a chain writes new rows of its own database only")
+        refs = {attname: self._index(other) for attname, other in (links or {}).items()}
+        for field in type(instance)._meta.concrete_fields:
+            if field.is_relation and field.attname not in refs:
+                other = field.get_cached_value(instance, default=None)
+                if other is not None and other.pk is None:
+                    refs[field.attname] = self._index(other)
+        self.rows.append((instance, refs))
+
+    def _index(self, other):
+        for i, (row, _) in enumerate(self.rows):
+            if row is other:
+                return i
+        raise ValueError(f"{type(other).__name__} is not a row of this chain: write it first")
+
+    def execute(self):
+        """Run the statement; the number of rows the DELETE removed (0: nothing was written)."""
+        connection = connections[self.using]
+        shape = (self.delete_model, tuple(sorted(self.equals)), self.using,
+                 tuple((type(row), tuple(sorted(refs.items()))) for row, refs in self.rows))
+        if shape not in _chains:
+            _chains[shape] = self._prepare(connection)
+        sql, delete_fields, inserts = _chains[shape]
+        params = [f.get_db_prep_value(getattr(self.equals[f.name], "pk", self.equals[f.name]), connection) for f in delete_fields]
+        for (instance, _refs), fields in zip(self.rows, inserts):
+            params += [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+        with transaction.mark_for_rollback_on_error(self.using), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            deleted, *pks = cursor.fetchone()
+        self.deleted = deleted
+        if not deleted:
+            return 0
+        for (instance, refs), pk in zip(self.rows, pks):
+            instance.pk = pk
+            instance._state.adding = False
+            instance._state.db = self.using
+        for instance, refs in self.rows:
+            for attname, index in refs.items():
+                setattr(instance, attname, self.rows[index][0].pk)
+        return deleted
+
+    def _prepare(self, connection):
+        qn = connection.ops.quote_name
+        meta = self.delete_model._meta
+        delete_fields = [meta.get_field(name) for name in sorted(self.equals)]
+        where = " AND ".join(f"{qn(f.column)} = %s" for f in delete_fields)
+        ctes = [f"d AS (DELETE FROM {qn(meta.db_table)} WHERE {where} RETURNING 1)"]
+        inserts = []
+        for i, (instance, refs) in enumerate(self.rows):
+            model_meta = type(instance)._meta
+            all_fields = [f for f in model_meta.local_concrete_fields if f is not model_meta.auto_field]
+            values, fields, sources = [], [], {"d"}
+            for f in all_fields:
+                if f.attname in refs:
+                    source = f"r{refs[f.attname]}"
+                    sources.add(source)
+                    values.append(f"{source}.id")
+                else:
+                    # A bare parameter in a SELECT list would be typed text; the column's type is known.
+                    values.append(f"CAST(%s AS {f.cast_db_type(connection)})")
+                    fields.append(f)
+            from_ = ", ".join(sorted(sources - {"d"}) or ["d"])
+            ctes.append(
+                f"r{i} AS (INSERT INTO {qn(model_meta.db_table)} ({', '.join(qn(f.column) for f in all_fields)}) "
+                f"SELECT {', '.join(values)} FROM {from_} RETURNING {qn(model_meta.pk.column)} AS id)"
+            )
+            inserts.append(fields)
+        selects = ["(SELECT count(*) FROM d)"] + [f"(SELECT id FROM r{i})" for i in range(len(self.rows))]
+        return f"WITH {', '.join(ctes)} SELECT {', '.join(selects)}", delete_fields, inserts
+
+
+@contextmanager
+def chained(model, **equals):
+    """Delete ``model``'s rows matching ``equals`` and insert, with one statement at the end of
+    the block, the rows :func:`insert` is given inside it. Only where :func:`can_chain` says so."""
+    chain = Chain(router.db_for_write(model), model, equals)
+    token = _chain.set(chain)
+    try:
+        yield chain
+    finally:
+        _chain.reset(token)
+    chain.execute()
