@@ -1,12 +1,14 @@
 """The dashboard's tokens-per-day counts: added up in memory, written at most once an interval.
 
-The rest of the suite writes every count at once (CONSOLE_TOKEN_COUNT_INTERVAL=0, conftest);
-these tests turn the interval on.
+The rest of the in-process suite writes every count at once (CONSOLE_TOKEN_COUNT_INTERVAL=0,
+conftest); these tests turn the interval on, and the live server runs with the default (1 s).
 """
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from django.utils import timezone
 
 from console import token_counts
@@ -14,6 +16,8 @@ from console.models import DailyTokenCount
 from oidc_provider import policy
 from tests.factories import ApplicationFactory
 from tests.helpers import basic_auth
+
+from .live import HTTP_TIMEOUT, live_provider  # noqa: F401
 
 
 def issue_cc_tokens(client, app, n):
@@ -76,3 +80,33 @@ def test_a_timer_writes_the_counts_when_the_interval_is_up(client, settings, cou
     while written() < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert written() == 2  # nobody read the dashboard: the timer wrote them
+
+
+# -- the running server: several workers, each with its own counts -------------------------
+
+
+def _written_on(live_provider):
+    return live_provider.shell(
+        "import json\nfrom django.db.models import Sum\nfrom console.models import DailyTokenCount\n"
+        "print(json.dumps(DailyTokenCount.objects.filter(grant='client_credentials').aggregate(n=Sum('count'))['n'] or 0))"
+    )
+
+
+def test_every_worker_writes_its_counts_within_the_interval_exactly_once(live_provider):
+    app = live_provider.create_app("Counted", "service", grants=["client_credentials"])
+    time.sleep(1.5)  # what earlier tests left in the workers' memory is written by now
+    before = _written_on(live_provider)
+    url = live_provider.url("/oidc/token")
+
+    def one(_):
+        return requests.post(url, data={"grant_type": "client_credentials", "scope": "read"},
+                             auth=(app["client_id"], app["client_secret"]), timeout=HTTP_TIMEOUT).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(one, range(40)))
+    assert statuses == [200] * 40
+    deadline = time.monotonic() + 15
+    while _written_on(live_provider) < before + 40 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.5)  # a second write of the same counts would show by now
+    assert _written_on(live_provider) == before + 40
