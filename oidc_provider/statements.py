@@ -16,6 +16,8 @@ own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' con
 - ``first(model, field, value, related)``: the row whose ``field`` equals ``value``, or None,
   with the ``related`` chain joined and cached as ``select_related`` would.
 - ``delete(model, **equals)``: rows nothing else points at, in one DELETE.
+- ``chained(model, **equals)``: on PostgreSQL, a DELETE and the INSERTs made inside the block
+  in one statement, the INSERTs only if the DELETE removed a row (a code exchange).
 """
 
 from contextlib import contextmanager

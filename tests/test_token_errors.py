@@ -3,12 +3,20 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_grant_model
+from oauth2_provider.models import get_access_token_model, get_grant_model, get_id_token_model, get_refresh_token_model
 
 from oidc_provider import policy
+from oidc_provider.models import RedeemedCode
+from oidc_provider.validators import OIDCValidator
 from tests.factories import ApplicationFactory
 from tests.helpers import basic_auth, exchange, get_code, pkce_pair, set_policy
+
+AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
+IDToken = get_id_token_model()
+Grant = get_grant_model()
 
 
 def _error(response, status=400):
@@ -32,6 +40,27 @@ def test_code_reuse_fails_and_revokes_tokens_issued_from_it(logged_in, web_app):
         HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret),
     )
     assert _error(refresh) == "invalid_grant"
+
+
+@pytest.mark.django_db(transaction=True)  # the failed exchange rolls its own transaction back, as in production
+def test_a_code_spent_by_another_request_after_validation_issues_nothing(logged_in, web_app, monkeypatch):
+    """The race two parallel exchanges run, made certain: the Grant goes between this request's
+    validation and its writes. Single use then rests on the DELETE (the one statement on
+    PostgreSQL, the transaction elsewhere): invalid_grant, and no token row written."""
+    code = get_code(logged_in, web_app)["code"]
+    saving = OIDCValidator.save_bearer_token
+
+    def spent_meanwhile(self, token, request, *args, **kwargs):
+        with connection.cursor() as cursor:  # another request's DELETE: no ORM, no signals
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(Grant._meta.db_table)} WHERE code = %s", [code])
+        return saving(self, token, request, *args, **kwargs)
+
+    monkeypatch.setattr(OIDCValidator, "save_bearer_token", spent_meanwhile)
+    rows = (AccessToken.objects.count(), RefreshToken.objects.count(), IDToken.objects.count(), RedeemedCode.objects.count())
+    response = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret)
+    assert _error(response) == "invalid_grant"
+    assert "already been used" in response.json()["error_description"]
+    assert (AccessToken.objects.count(), RefreshToken.objects.count(), IDToken.objects.count(), RedeemedCode.objects.count()) == rows
 
 
 def test_expired_code_is_invalid_grant(logged_in, web_app):

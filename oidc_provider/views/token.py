@@ -42,7 +42,9 @@ class TokenView(DOTTokenView):
                 app_authorized.send(sender=self, request=request, token=issued_access_token.get())
         finally:
             issued_access_token.reset(token)
-        response = HttpResponse(content=body, status=status)
+        # An error raised while the tokens are saved (a code spent meanwhile) reaches DOT's
+        # handler, which passes on no headers: the body is JSON all the same (RFC 6749 §5.2).
+        response = HttpResponse(content=body, status=status, content_type="application/json")
         for name, value in headers.items():
             response[name] = value
         return response
