@@ -8,4 +8,4 @@ class ConsoleConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import audit  # noqa: F401  connects the audit receivers
+        from . import audit, checks  # noqa: F401  connects the audit receivers, registers the system checks

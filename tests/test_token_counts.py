@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.utils import timezone
 
 from console import token_counts
@@ -80,6 +82,13 @@ def test_a_timer_writes_the_counts_when_the_interval_is_up(client, settings, cou
     while written() < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert written() == 2  # nobody read the dashboard: the timer wrote them
+
+
+@pytest.mark.parametrize("value", [-1, "soon", None])
+def test_a_bad_interval_is_refused_by_the_system_checks(settings, value):
+    settings.CONSOLE_TOKEN_COUNT_INTERVAL = value
+    with pytest.raises(SystemCheckError, match="CONSOLE_TOKEN_COUNT_INTERVAL"):
+        call_command("check")
 
 
 # -- the running server: several workers, each with its own counts -------------------------

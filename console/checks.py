@@ -1,0 +1,20 @@
+"""System checks of the console's settings, reported by `manage.py check`."""
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+
+@register()
+def check_token_count_interval(app_configs, **kwargs):
+    value = getattr(settings, "CONSOLE_TOKEN_COUNT_INTERVAL", 1)
+    try:
+        valid = float(value) >= 0
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        return [Error(
+            f"CONSOLE_TOKEN_COUNT_INTERVAL is {value!r}; it must be a number of seconds, 0 or more.",
+            hint="Set it to 1 (the default: dashboard counts written at most once a second) or 0 (every token at once).",
+            id="console.E001",
+        )]
+    return []
