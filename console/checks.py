@@ -3,10 +3,12 @@
 from django.conf import settings
 from django.core.checks import Error, register
 
+from .token_counts import DEFAULT_INTERVAL
+
 
 @register()
 def check_token_count_interval(app_configs, **kwargs):
-    value = getattr(settings, "CONSOLE_TOKEN_COUNT_INTERVAL", 1)
+    value = getattr(settings, "CONSOLE_TOKEN_COUNT_INTERVAL", DEFAULT_INTERVAL)
     try:
         valid = float(value) >= 0
     except (TypeError, ValueError):

@@ -16,11 +16,10 @@ own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' con
 - ``first(model, field, value, related)``: the row whose ``field`` equals ``value``, or None,
   with the ``related`` chain joined and cached as ``select_related`` would.
 - ``delete(model, **equals)``: rows nothing else points at, in one DELETE.
-- ``chained(model, **equals)``: on PostgreSQL, a DELETE and the INSERTs made inside the block
-  in one statement, the INSERTs only if the DELETE removed a row (a code exchange).
+- ``with Chain(model, **equals):``: on PostgreSQL, a DELETE and the INSERTs made inside the
+  block in one statement, the INSERTs only if the DELETE removed a row (a code exchange).
 """
 
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.db import connections, router, transaction
@@ -185,18 +184,25 @@ def delete(model, **equals):
     connection = connections[using]
     if any(signal.has_listeners(model) for signal in (pre_delete, post_delete)) or _referenced(model):
         return model._default_manager.using(using).filter(**equals).delete()[0]
-    names = tuple(sorted(equals))
-    key = (model, names, using)
+    key = (model, tuple(sorted(equals)), using)
     if key not in _deletes:
-        qn = connection.ops.quote_name
-        fields = [model._meta.get_field(name) for name in names]
-        where = " AND ".join(f"{qn(f.column)} = %s" for f in fields)
-        _deletes[key] = (f"DELETE FROM {qn(model._meta.db_table)} WHERE {where}", fields)
+        _deletes[key] = _prepare_delete(model, equals, connection)
     sql, fields = _deletes[key]
-    params = [f.get_db_prep_value(getattr(equals[f.name], "pk", equals[f.name]), connection) for f in fields]
+    params = _equal_params(fields, equals, connection)
     with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def _prepare_delete(model, equals, connection):
+    qn = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in sorted(equals)]
+    where = " AND ".join(f"{qn(f.column)} = %s" for f in fields)
+    return f"DELETE FROM {qn(model._meta.db_table)} WHERE {where}", fields
+
+
+def _equal_params(fields, equals, connection):
+    return [f.get_db_prep_value(getattr(equals[f.name], "pk", equals[f.name]), connection) for f in fields]
 
 
 def _referenced(model):
@@ -212,8 +218,8 @@ def _link(instance, links):
 
 
 def can_chain(using, delete_model, insert_models):
-    """Whether :func:`chained` writes these models with one statement on this database."""
-    if connections[using].vendor != "postgresql":
+    """Whether a :class:`Chain` writes these models with one statement on this database."""
+    if connections[using].vendor != "postgresql" or any(router.db_for_write(m) != using for m in insert_models):
         return False
     if any(signal.has_listeners(delete_model) for signal in (pre_delete, post_delete)) or _referenced(delete_model):
         return False
@@ -232,12 +238,21 @@ class Chain:
     an earlier row of the chain takes that row's id from its INSERT's RETURNING.
     """
 
-    def __init__(self, using, model, equals):
-        self.using = using
+    def __init__(self, model, **equals):
+        self.using = router.db_for_write(model)
         self.delete_model = model
         self.equals = equals
         self.rows = []  # (instance, {attname: index of an earlier row})
         self.deleted = None
+
+    def __enter__(self):
+        self._token = _chain.set(self)
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        _chain.reset(self._token)
+        if exc_type is None:
+            self.execute()
 
     def insert(self, instance, links=None):
         if router.db_for_write(type(instance), instance=instance) != self.using or instance.pk is not None:
@@ -264,7 +279,7 @@ class Chain:
         if shape not in _chains:
             _chains[shape] = self._prepare(connection)
         sql, delete_fields, inserts = _chains[shape]
-        params = [f.get_db_prep_value(getattr(self.equals[f.name], "pk", self.equals[f.name]), connection) for f in delete_fields]
+        params = _equal_params(delete_fields, self.equals, connection)
         for (instance, _refs), fields in zip(self.rows, inserts):
             params += [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
         with transaction.mark_for_rollback_on_error(self.using), connection.cursor() as cursor:
@@ -273,7 +288,7 @@ class Chain:
         self.deleted = deleted
         if not deleted:
             return 0
-        for (instance, refs), pk in zip(self.rows, pks):
+        for (instance, _refs), pk in zip(self.rows, pks):
             instance.pk = pk
             instance._state.adding = False
             instance._state.db = self.using
@@ -284,14 +299,12 @@ class Chain:
 
     def _prepare(self, connection):
         qn = connection.ops.quote_name
-        meta = self.delete_model._meta
-        delete_fields = [meta.get_field(name) for name in sorted(self.equals)]
-        where = " AND ".join(f"{qn(f.column)} = %s" for f in delete_fields)
-        ctes = [f"d AS (DELETE FROM {qn(meta.db_table)} WHERE {where} RETURNING 1)"]
+        delete_sql, delete_fields = _prepare_delete(self.delete_model, self.equals, connection)
+        ctes = [f"d AS ({delete_sql} RETURNING 1)"]
         inserts = []
         for i, (instance, refs) in enumerate(self.rows):
             model_meta = type(instance)._meta
-            all_fields = [f for f in model_meta.local_concrete_fields if f is not model_meta.auto_field]
+            all_fields = _prepared(type(instance), self.using)[0]  # the columns of its own INSERT
             values, fields, sources = [], [], {"d"}
             for f in all_fields:
                 if f.attname in refs:
@@ -311,15 +324,3 @@ class Chain:
         selects = ["(SELECT count(*) FROM d)"] + [f"(SELECT id FROM r{i})" for i in range(len(self.rows))]
         return f"WITH {', '.join(ctes)} SELECT {', '.join(selects)}", delete_fields, inserts
 
-
-@contextmanager
-def chained(model, **equals):
-    """Delete ``model``'s rows matching ``equals`` and insert, with one statement at the end of
-    the block, the rows :func:`insert` is given inside it. Only where :func:`can_chain` says so."""
-    chain = Chain(router.db_for_write(model), model, equals)
-    token = _chain.set(chain)
-    try:
-        yield chain
-    finally:
-        _chain.reset(token)
-    chain.execute()

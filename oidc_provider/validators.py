@@ -246,9 +246,12 @@ class OIDCValidator(OAuth2Validator):
             self._redeem_code(code, request)
             self._record_redeemed(code, request)
 
-    def _redeem_code(self, code, request):
-        """Delete the Grant; only one request can, so only one gets tokens for a code."""
-        if not statements.delete(get_grant_model(), code=code, application=request.client):
+    def _redeem_code(self, code, request, deleted=None):
+        """Delete the Grant (or take what a Chain deleted); only one request can, so only one
+        gets tokens for a code."""
+        if deleted is None:
+            deleted = statements.delete(get_grant_model(), code=code, application=request.client)
+        if not deleted:
             raise errors.InvalidGrantError(description="The authorization code has already been used.", request=request)
         request.redeemed_code = code
 
@@ -360,14 +363,29 @@ class OIDCValidator(OAuth2Validator):
             # CONTRACT §4: a refresh token only for applications that may refresh.
             del token["refresh_token"]
         code = request.code if request.grant_type == "authorization_code" else None
-        # Everything is validated and signed by now; the transaction (on SQLite, the
-        # database's write lock) covers only the writes. A lone access token needs none.
+        # Everything is validated and signed by now; the writes are one statement on
+        # PostgreSQL for a code (a Chain), else one transaction (on SQLite, the database's
+        # write lock). A lone access token needs neither.
+        chain = self._code_exchange_chain(code, request)
         writes = [code, token.get("refresh_token"), getattr(request, "pending_id_token", None)]
-        using = router.db_for_write(get_access_token_model())
-        if code and self._chains_code_exchange(using):
-            result = self._save_code_exchange(code, token, request, *args, **kwargs)
+        if chain is not None:
+            writing = chain
+        elif any(writes):
+            writing = transaction.atomic(using=router.db_for_write(get_access_token_model()), savepoint=False)
         else:
-            result = self._save_in_transaction(code, any(writes), using, token, request, *args, **kwargs)
+            writing = nullcontext()
+        with writing:
+            if getattr(request, "refresh_token_live", False):
+                self._claim_live_refresh_token(request)
+            if code and chain is None:
+                self._redeem_code(code, request)
+            if getattr(request, "pending_id_token", None):
+                request.id_token = request.access_token = self._save_id_token(*request.pending_id_token)
+            result = self._save_bearer_token(token, request, *args, **kwargs)
+            if code:
+                self._record_redeemed(code, request)
+        if chain is not None:
+            self._redeem_code(code, request, deleted=chain.deleted)
         signals.token_issued.send(
             sender=type(self), application=request.client, grant=request.grant_type or request.response_type,
             user=request.user, request=request,
@@ -375,40 +393,14 @@ class OIDCValidator(OAuth2Validator):
         return result
 
     @staticmethod
-    def _chains_code_exchange(using):
+    def _code_exchange_chain(code, request):
+        """On PostgreSQL, the Grant's DELETE and the exchange's four INSERTs as one statement:
+        one round trip where a transaction makes seven, with the same single use (the INSERTs
+        happen only if this request deleted the Grant). None where that cannot be done."""
         models = [get_id_token_model(), get_access_token_model(), get_refresh_token_model(), RedeemedCode]
-        return statements.can_chain(using, get_grant_model(), models)
-
-    def _save_code_exchange(self, code, token, request, *args, **kwargs):
-        """PostgreSQL: the Grant deleted and every row of the exchange inserted by one statement.
-
-        One round trip where _save_in_transaction makes seven (BEGIN, DELETE, four INSERTs,
-        COMMIT); the same rows, and the same single use: the INSERTs happen only if this
-        request deleted the Grant.
-        """
-        with statements.chained(get_grant_model(), code=code, application=request.client) as chain:
-            if getattr(request, "pending_id_token", None):
-                request.id_token = request.access_token = self._save_id_token(*request.pending_id_token)
-            result = self._save_bearer_token(token, request, *args, **kwargs)
-            self._record_redeemed(code, request)
-        if not chain.deleted:
-            raise errors.InvalidGrantError(description="The authorization code has already been used.", request=request)
-        request.redeemed_code = code
-        return result
-
-    def _save_in_transaction(self, code, writes, using, token, request, *args, **kwargs):
-        atomic = transaction.atomic(using=using, savepoint=False)
-        with atomic if writes else nullcontext():
-            if getattr(request, "refresh_token_live", False):
-                self._claim_live_refresh_token(request)
-            if code:
-                self._redeem_code(code, request)
-            if getattr(request, "pending_id_token", None):
-                request.id_token = request.access_token = self._save_id_token(*request.pending_id_token)
-            result = self._save_bearer_token(token, request, *args, **kwargs)
-            if code:
-                self._record_redeemed(code, request)
-        return result
+        if not code or not statements.can_chain(router.db_for_write(get_grant_model()), get_grant_model(), models):
+            return None
+        return statements.Chain(get_grant_model(), code=code, application=request.client)
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
         # DOT re-verifies the ID token it was just handed to find its row; we signed it, we have the row.
