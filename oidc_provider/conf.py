@@ -93,6 +93,8 @@ def dot_settings(**overrides):
         "ACCESS_TOKEN_EXPIRE_SECONDS": ttl["ACCESS_TOKEN_TTL"],
         "ID_TOKEN_EXPIRE_SECONDS": ttl["ID_TOKEN_TTL"],
         "REFRESH_TOKEN_EXPIRE_SECONDS": ttl["REFRESH_TOKEN_IDLE_TTL"],
+        # Also the refresh tokens' generator (oauthlib falls back to it).
+        "ACCESS_TOKEN_GENERATOR": "oidc_provider.secrets.generate_token",
         "ROTATE_REFRESH_TOKEN": True,
         "REFRESH_TOKEN_REUSE_PROTECTION": True,
         # PKCE: required per application type (validators.is_pkce_required); never plain.
