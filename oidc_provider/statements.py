@@ -15,7 +15,7 @@ own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' con
   not generated, database defaults) go through ``save()``.
 - ``first(model, field, value, related)``: the row whose ``field`` equals ``value``, or None,
   with the ``related`` chain joined and cached as ``select_related`` would.
-- ``delete(model, **equals)``: rows nothing else points at, in one DELETE.
+- ``delete(model, cleared=(), **equals)``: rows nothing else points at (any more), in one DELETE.
 - ``with Chain(model, **equals):``: on PostgreSQL, a DELETE and the INSERTs made inside the
   block in one statement, the INSERTs only if the DELETE removed a row (a code exchange).
 """
@@ -174,15 +174,17 @@ def first(model, field_name, value, related=()):
     return root
 
 
-def delete(model, **equals):
+def delete(model, cleared=(), **equals):
     """Delete the rows whose fields equal ``equals``; the number deleted.
 
     One prepared DELETE when no row of another model can point at these and nobody listens
     for their deletion (what Django's own fast delete requires); ``QuerySet.delete()`` else.
+    ``cleared``: foreign keys of other models that the caller has already set to NULL
+    wherever they pointed at these rows, in this transaction.
     """
     using = router.db_for_write(model)
     connection = connections[using]
-    if any(signal.has_listeners(model) for signal in (pre_delete, post_delete)) or _referenced(model):
+    if any(signal.has_listeners(model) for signal in (pre_delete, post_delete)) or _referenced(model, cleared):
         return model._default_manager.using(using).filter(**equals).delete()[0]
     key = (model, tuple(sorted(equals)), using)
     if key not in _deletes:
@@ -205,8 +207,8 @@ def _equal_params(fields, equals, connection):
     return [f.get_db_prep_value(getattr(equals[f.name], "pk", equals[f.name]), connection) for f in fields]
 
 
-def _referenced(model):
-    return any(rel.on_delete is not DO_NOTHING for rel in model._meta.related_objects)
+def _referenced(model, cleared=()):
+    return any(rel.on_delete is not DO_NOTHING and rel.field not in cleared for rel in model._meta.related_objects)
 
 
 def _link(instance, links):

@@ -12,9 +12,11 @@ from urllib.parse import unquote_plus
 
 import jwt
 from django.db import router, transaction
-from django.db.models import Min
+from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 from oauth2_provider.models import (
+    AbstractAccessToken,
+    AbstractRefreshToken,
     get_access_token_model,
     get_grant_model,
     get_id_token_model,
@@ -23,6 +25,7 @@ from oauth2_provider.models import (
     revoke_access_token,
 )
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
 from . import (
@@ -59,6 +62,16 @@ def _locking(queryset):
     if connection.in_atomic_block and connection.features.has_select_for_update:
         return queryset.select_for_update(of=("self",))
     return queryset
+
+
+def _stock_revoke(refresh_token_model):
+    """Whether revoking a refresh token is DOT's own (stamp it, delete its access token), so
+    the rotation may do it in two statements; a swapped model that overrides revoke() is
+    revoked through it."""
+    return (
+        refresh_token_model.revoke is AbstractRefreshToken.revoke
+        and get_access_token_model().revoke is AbstractAccessToken.revoke
+    )
 
 
 def code_digest(code):
@@ -309,7 +322,10 @@ class OIDCValidator(OAuth2Validator):
         rt = request.refresh_token_instance
         max_ttl = oidc_settings.REFRESH_TOKEN_MAX_TTL
         if max_ttl and rt.token_family:
-            born = get_refresh_token_model().objects.filter(token_family=rt.token_family).aggregate(born=Min("created"))["born"]
+            # The live token's query brought its family's birth along.
+            born = getattr(rt, "family_born", None) or (
+                get_refresh_token_model().objects.filter(token_family=rt.token_family).aggregate(born=Min("created"))["born"]
+            )
             if born and born + timedelta(seconds=max_ttl) <= timezone.now():
                 return False
         return True
@@ -321,10 +337,12 @@ class OIDCValidator(OAuth2Validator):
         access token is still paired with it and REFRESH_TOKEN_EXPIRE_SECONDS has not run
         out since that access token expired); anything else goes to DOT's own checks.
         """
-        rt = next(iter(
-            _locking(get_refresh_token_model().objects.select_related("access_token", "user__oidc_subject"))
-            .filter(token_checksum=checksum, revoked__isnull=True)[:1]
-        ), None)
+        model = get_refresh_token_model()
+        live = model.objects.select_related("access_token", "user__oidc_subject")
+        if oidc_settings.REFRESH_TOKEN_MAX_TTL:
+            family = model.objects.filter(token_family=OuterRef("token_family")).order_by("created").values("created")[:1]
+            live = live.annotate(family_born=Subquery(family))
+        rt = next(iter(_locking(live).filter(token_checksum=checksum, revoked__isnull=True)[:1]), None)
         if rt is None or rt.access_token is None or rt.application_id != client.pk:
             return False
         expire_delta = refresh_token_expire_timedelta()
@@ -342,10 +360,24 @@ class OIDCValidator(OAuth2Validator):
 
         On PostgreSQL the row lock makes a parallel request wait here and then find it
         rotated; on SQLite the IMMEDIATE transaction already holds the database's write lock.
+        With DOT's own token models this is also the rotation's revocation (see
+        :meth:`_save_rotated_tokens`): one UPDATE, judged by the rows it changed.
         """
         rt = request.refresh_token_instance
-        if not list(_locking(type(rt).objects.filter(pk=rt.pk, revoked__isnull=True)).values_list("pk", flat=True)):
+        live = type(rt).objects.filter(pk=rt.pk, revoked__isnull=True)
+        if not (_stock_revoke(type(rt)) and self.rotate_refresh_token(request)):
+            if not list(_locking(live).values_list("pk", flat=True)):
+                raise RefreshTokenRaced
+            return
+        # DOT's RefreshToken.revoke(): revoked stamped, its access token deleted.
+        now = timezone.now()
+        if not live.update(revoked=now, access_token=None):
             raise RefreshTokenRaced
+        access_token_model = get_access_token_model()
+        released = type(rt)._meta.get_field("access_token")
+        statements.delete(access_token_model, cleared=[released], **{access_token_model._meta.pk.name: rt.access_token_id})
+        rt.revoked = now
+        request.rotated_refresh_token = rt
 
     def _announce_replay(self, refresh_token, client, request):
         checksum = hashlib.sha256(refresh_token.encode("utf-8", "replace")).hexdigest()
@@ -381,7 +413,10 @@ class OIDCValidator(OAuth2Validator):
                 self._redeem_code(code, request)
             if getattr(request, "pending_id_token", None):
                 request.id_token = request.access_token = self._save_id_token(*request.pending_id_token)
-            result = self._save_bearer_token(token, request, *args, **kwargs)
+            if getattr(request, "rotated_refresh_token", None) is not None:
+                result = self._save_rotated_tokens(token, request)
+            else:
+                result = self._save_bearer_token(token, request, *args, **kwargs)
             if code:
                 self._record_redeemed(code, request)
         if chain is not None:
@@ -391,6 +426,20 @@ class OIDCValidator(OAuth2Validator):
             user=request.user, request=request,
         )
         return result
+
+    def _save_rotated_tokens(self, token, request):
+        """DOT's _save_bearer_token for a refresh token rotated by _claim_live_refresh_token:
+        the new access token comes from the presented refresh token, the new refresh token
+        joins its family. DOT's own would lock and read the presented token and its access
+        token again and revoke them row by row: eight statements more."""
+        if "scope" not in token or "refresh_token" not in token:
+            raise errors.FatalClientError("Failed to renew access token: missing scope")
+        previous = request.rotated_refresh_token
+        self._check_and_set_request_resource(request)
+        expires = timezone.now() + timedelta(seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS))
+        access_token = self._create_access_token(expires, request, token, source_refresh_token=previous)
+        self._create_refresh_token(request, token["refresh_token"], access_token, previous)
+        request.refresh_token_instance = None
 
     @staticmethod
     def _code_exchange_chain(code, request):

@@ -76,6 +76,30 @@ def test_refresh_family_expires_after_its_maximum_lifetime(logged_in, web_app, t
     assert _refresh(logged_in, web_app, tokens["refresh_token"]).json()["error"] == "invalid_grant"
 
 
+def test_refresh_family_lifetime_counts_from_its_first_token(logged_in, web_app, tokens):
+    newer = _refresh(logged_in, web_app, tokens["refresh_token"]).json()
+    # Only the family's first token is old: the newer one is refused all the same.
+    get_refresh_token_model().objects.filter(token=tokens["refresh_token"]).update(created=timezone.now() - timedelta(days=91))
+    assert _refresh(logged_in, web_app, newer["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_a_rotated_refresh_token_leaves_its_access_token_revoked(logged_in, web_app, tokens):
+    _refresh(logged_in, web_app, tokens["refresh_token"])
+    userinfo = logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    assert userinfo.status_code == 401
+
+
+def test_refresh_without_rotation_keeps_the_refresh_token(logged_in, web_app, tokens, settings):
+    """A site that turns DOT's ROTATE_REFRESH_TOKEN off gets DOT's reuse of the token."""
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "ROTATE_REFRESH_TOKEN": False}
+    first = _refresh(logged_in, web_app, tokens["refresh_token"])
+    assert first.status_code == 200, first.content
+    assert first.json()["refresh_token"] == tokens["refresh_token"]
+    second = _refresh(logged_in, web_app, tokens["refresh_token"])
+    assert second.status_code == 200, second.content
+    assert second.json()["access_token"] != first.json()["access_token"]
+
+
 def test_app_without_refresh_grant_gets_no_refresh_token(logged_in, db):
     app = ApplicationFactory(application_type=policy.WEB, grant_types=["authorization_code"])
     body = exchange(logged_in, app, get_code(logged_in, app)["code"], secret=app.plaintext_secret).json()
