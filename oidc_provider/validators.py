@@ -376,7 +376,7 @@ class OIDCValidator(OAuth2Validator):
         access_token_model = get_access_token_model()
         released = type(rt)._meta.get_field("access_token")
         statements.delete(access_token_model, cleared=[released], **{access_token_model._meta.pk.name: rt.access_token_id})
-        rt.revoked = now
+        rt.revoked, rt.access_token = now, None
         request.rotated_refresh_token = rt
 
     def _announce_replay(self, refresh_token, client, request):
@@ -413,7 +413,7 @@ class OIDCValidator(OAuth2Validator):
                 self._redeem_code(code, request)
             if getattr(request, "pending_id_token", None):
                 request.id_token = request.access_token = self._save_id_token(*request.pending_id_token)
-            if getattr(request, "rotated_refresh_token", None) is not None:
+            if getattr(request, "rotated_refresh_token", None) is not None and "refresh_token" in token:
                 result = self._save_rotated_tokens(token, request)
             else:
                 result = self._save_bearer_token(token, request, *args, **kwargs)
@@ -431,8 +431,8 @@ class OIDCValidator(OAuth2Validator):
         """DOT's _save_bearer_token for a refresh token rotated by _claim_live_refresh_token:
         the new access token comes from the presented refresh token, the new refresh token
         joins its family. DOT's own would lock and read the presented token and its access
-        token again and revoke them row by row: eight statements more."""
-        if "scope" not in token or "refresh_token" not in token:
+        token again and revoke them row by row: seven statements more."""
+        if "scope" not in token:
             raise errors.FatalClientError("Failed to renew access token: missing scope")
         previous = request.rotated_refresh_token
         self._check_and_set_request_resource(request)

@@ -1,6 +1,7 @@
 """Client credentials for service applications and AK/SK pairs (RFC 6749 §4.4, CONTRACT §5)."""
 
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -41,6 +42,12 @@ def test_service_app_gets_an_access_token_only(client, service_app):
     assert body["access_token"] and body["scope"] == "read write"
     assert "refresh_token" not in body and "id_token" not in body
     assert response["Cache-Control"] == "no-store"
+
+
+def test_access_tokens_are_256_random_bits_and_never_repeat(client, service_app):
+    tokens = [_cc(client, service_app.client_id, service_app.plaintext_secret).json()["access_token"] for _ in range(20)]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", token) for token in tokens), tokens
+    assert len(set(tokens)) == len(tokens)
 
 
 def test_service_app_asking_openid_gets_no_id_token(client, service_app):

@@ -1,6 +1,6 @@
 """Refresh tokens (RFC 6749 §6, RFC 9700 §4.14) and the password grant (RFC 6749 §4.3)."""
 
-from oidc_provider.claims import subject
+import re
 from datetime import timedelta
 
 import pytest
@@ -8,6 +8,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_refresh_token_model
 
 from oidc_provider import policy, signals
+from oidc_provider.claims import subject
 from tests.factories import PASSWORD, ApplicationFactory
 from tests.helpers import basic_auth, exchange, get_code, set_policy, verify_id_token
 
@@ -31,6 +32,7 @@ def test_refresh_rotates_and_returns_a_new_id_token(logged_in, web_app, tokens, 
     body = response.json()
     assert body["refresh_token"] != tokens["refresh_token"]
     assert body["access_token"] != tokens["access_token"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", body["refresh_token"])  # 256 random bits, like access tokens
     claims = verify_id_token(logged_in, body["id_token"], web_app.client_id)
     assert claims["sub"] == subject(user)
     assert response["Cache-Control"] == "no-store"
