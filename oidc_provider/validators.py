@@ -74,6 +74,11 @@ def _stock_revoke(refresh_token_model):
     )
 
 
+def cached_application(client_id):
+    """The Application with this client_id, or None, from the per-process copy (config_cache)."""
+    return config_cache.get(("application", client_id), lambda: Application.objects.filter(client_id=client_id).first())
+
+
 def code_digest(code):
     return hashlib.sha256(code.encode()).hexdigest()
 
@@ -97,7 +102,7 @@ class OIDCValidator(OAuth2Validator):
         if not (isinstance(client, Application) and client.client_id == client_id):
             if not isinstance(client_id, str):
                 return None
-            client = config_cache.get(("application", client_id), lambda: Application.objects.filter(client_id=client_id).first())
+            client = cached_application(client_id)
         request.client = client if client is not None and client.is_usable(request) else None
         return request.client
 

@@ -16,7 +16,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 from oidc_provider import policy
 from oidc_provider.models import RedeemedCode
 from tests.factories import ApplicationFactory
-from tests.helpers import basic_auth, exchange, get_code
+from tests.helpers import authorize, basic_auth, exchange, get_code
 
 BUDGETS = {
     # version check (config_cache) + INSERT access token; the dashboard count runs after
@@ -33,6 +33,9 @@ BUDGETS = {
     # UPDATE, judged by the rows it changed) and its access token's DELETE; INSERT ID, access
     # and refresh tokens.
     "refresh_token": 7,
+    # version, session, user, the remembered consent, INSERT the code's Grant (the
+    # application comes from config_cache, found there by the request's validation).
+    "authorization": 5,
     "userinfo": 3,  # token+user+sub, version, the token's application (cached after the first)
     "introspection": 3,
 }
@@ -76,6 +79,14 @@ def test_ak_sk(client, db, django_assert_max_num_queries):
 def tokens(logged_in, web_app):
     code = get_code(logged_in, web_app)["code"]
     return exchange(logged_in, web_app, code, secret=web_app.plaintext_secret).json()
+
+
+def test_authorization_request(logged_in, web_app, django_assert_max_num_queries):
+    get_code(logged_in, web_app)  # consent given and remembered; the application cached
+    with django_assert_max_num_queries(BUDGETS["authorization"]) as captured:
+        response = authorize(logged_in, web_app)
+    assert response.status_code == 302 and "code=" in response["Location"], response.content[:300]
+    assert not any('"oidc_provider_application"' in q["sql"] for q in captured.captured_queries)
 
 
 def test_authorization_code_exchange(logged_in, web_app, django_assert_max_num_queries):

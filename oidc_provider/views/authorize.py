@@ -23,9 +23,10 @@ from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 
 from .. import claims, keys
-from ..models import Application, Consent
+from ..models import Consent
 from ..policy import normalise_response_type
 from ..scopes import describe
+from ..validators import cached_application
 from .guards import reject_malformed_input
 from .pages import hosted_page
 
@@ -88,7 +89,8 @@ class AuthorizeView(AuthorizationView):
             scopes, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
-        application = Application.objects.get(client_id=credentials["client_id"])
+        # Validation found it; the per-process copy saves reading it again.
+        application = cached_application(credentials["client_id"])
         prompt = set(params.get("prompt", "").split())
         self.response_mode = params.get("response_mode") or None
         self.redirect_uri = credentials["redirect_uri"]
@@ -189,7 +191,7 @@ class AuthorizeView(AuthorizationView):
         except _Interaction as e:
             return self.render_error(e.description)
         if form.cleaned_data.get("allow"):
-            application = Application.objects.filter(client_id=form.cleaned_data["client_id"]).first()
+            application = cached_application(form.cleaned_data["client_id"])
             if application is not None:
                 consent, _created = Consent.objects.get_or_create(user=request.user, application=application)
                 consent.scope = " ".join(sorted(set(consent.scope.split()) | set(form.cleaned_data["scope"].split())))
