@@ -26,7 +26,7 @@ def generate_token(request=None):
     256 random bits from one ``os.urandom`` call: oauthlib's default draws its 30 characters
     (179 bits) one system call each, a twentieth of a client-credentials request.
     """
-    return _random.token_urlsafe(32)
+    return generate_secret()
 
 
 def _digest_key():
