@@ -376,6 +376,11 @@ class SigningKeyAdmin(admin.ModelAdmin):
                 "The previous key (%(kids)s) stays published as inactive, so tokens it signed keep verifying, "
                 "until you retire it."
             ) % {"kids": ", ".join(previous)}
+        upcoming = SigningKey.objects.filter(status=SigningKey.NEXT).values_list("kid", flat=True)
+        if upcoming:
+            text += " " + _("Key %(kid)s is announced in the JWKS as the next one; it signs after the next rotation.") % {
+                "kid": ", ".join(upcoming)
+            }
         self.message_user(request, text, messages.SUCCESS)
 
     @admin.action(description=_("Retire selected keys"), permissions=["change"])

@@ -24,7 +24,8 @@ def _ensure_signing_key(sender, using="default", **kwargs):
     tables = connections[using].introspection.table_names()
     if SigningKey._meta.db_table not in tables or ConfigVersion._meta.db_table not in tables:
         return
-    if not SigningKey.objects.using(using).filter(status=SigningKey.ACTIVE).exists():
+    statuses = set(SigningKey.objects.using(using).values_list("status", flat=True).distinct())
+    if not {SigningKey.ACTIVE, SigningKey.NEXT} <= statuses:
         keys.ensure_active_key()
 
 

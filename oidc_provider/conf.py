@@ -29,6 +29,9 @@ DEFAULTS = {
     "SUBJECT_TYPE": "opaque",
     # Dotted path of a callable(user) -> dict of OIDC standard claims.
     "USER_CLAIMS": "oidc_provider.claims.default_user_claims",
+    # How long a process may serve its copy of the JWKS without asking the database whether
+    # the keys changed, while the copy announces the next key (keys.jwks_json). 0: every request asks.
+    "JWKS_CACHE_SECONDS": 2,
     # Hosted pages' branding.
     "SITE_NAME": "Identity",
     "LOGO_URL": "",

@@ -10,10 +10,13 @@ worker (CONTRACT §5: "at the moment of the request").
 
 The value is random, not a counter: a rolled-back change restores the old value together
 with the old rows, so no stale copy can ever match a newer state.
+
+A reader that tolerates a bounded delay (the JWKS) can skip that SELECT with ``recent()``.
 """
 
 import random
 import threading
+import time
 
 from django.core.signals import request_finished, request_started
 from django.db import InterfaceError, OperationalError, connections, router
@@ -24,11 +27,14 @@ MAX_ENTRIES = 10_000
 
 
 class _Snapshot:
-    __slots__ = ("entries", "version")
+    __slots__ = ("confirmed_at", "entries", "version")
 
     def __init__(self, version):
         self.version = version
         self.entries = {}
+        # time.monotonic() of the last read that found this version committed, outside any
+        # transaction: one read inside a transaction may yet be rolled back.
+        self.confirmed_at = None
 
 
 _current = _Snapshot(None)
@@ -45,16 +51,17 @@ def _read_version():
     # This is the request's first query: it can stand for CONN_HEALTH_CHECKS' "SELECT 1"
     # (one round trip instead of two on PostgreSQL) if it reconnects once when the server
     # dropped the persistent connection, as the health check would have.
-    checking = connection.health_check_enabled and not connection.health_check_done and not connection.in_atomic_block
+    committed = not connection.in_atomic_block
+    checking = connection.health_check_enabled and not connection.health_check_done and committed
     if checking:
         connection.health_check_done = True
     try:
-        return _select_one(connection, sql)
+        return _select_one(connection, sql), committed
     except (InterfaceError, OperationalError):
         if not checking:
             raise
         connection.close()
-        return _select_one(connection, sql)
+        return _select_one(connection, sql), committed
 
 
 def _select_one(connection, sql):
@@ -69,13 +76,15 @@ def _snapshot():
     checked = getattr(_local, "checked", None)
     if checked is not None:
         return checked
-    version = _read_version()
+    version, committed = _read_version()
     snapshot = _current
     if version is None:
         # No version row (a flushed test database): nothing can be trusted, read through.
         snapshot = _Snapshot(None)
     elif snapshot.version != version:
         snapshot = _current = _Snapshot(version)
+    if committed and version is not None:
+        snapshot.confirmed_at = time.monotonic()
     if getattr(_local, "in_request", False):
         _local.checked = snapshot
     return snapshot
@@ -97,6 +106,19 @@ def get(key, load):
     if value is not None and len(snapshot.entries) < MAX_ENTRIES:
         snapshot.entries[key] = value
     return value
+
+
+def recent(key, max_age):
+    """The value kept for ``key`` if this process confirmed its version less than ``max_age``
+    seconds ago, without reading the version again; else None (then call ``get()``).
+
+    Only for readers that tolerate another process's change arriving up to ``max_age`` late.
+    """
+    snapshot = _current
+    confirmed_at = snapshot.confirmed_at
+    if confirmed_at is None or time.monotonic() - confirmed_at >= max_age:
+        return None
+    return snapshot.entries.get(key)
 
 
 def changed(**kwargs):

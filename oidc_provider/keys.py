@@ -2,6 +2,9 @@
 
 A key's life: ``next`` (published, not yet signing) -> ``active`` (signs new tokens) ->
 ``inactive`` (published so tokens it signed keep verifying) -> ``retired`` (gone from JWKS).
+There is always a ``next`` key, as Okta and Google publish theirs ahead of use (OIDC Core
+§10.1.1): a rotation promotes a key relying parties have had in their JWKS for as long as
+the previous rotation is old, so it never shows them an unknown ``kid``, whatever they cache.
 Parsing a PEM costs ~40 ms, so each key is parsed once per process and kept by ``kid``.
 """
 
@@ -87,7 +90,7 @@ def generate(status="active"):
 
 
 def ensure_active_key():
-    """The active key row, creating one on first start."""
+    """The active key row, creating it and the next key on first start."""
     from .models import SigningKey
 
     key = SigningKey.objects.filter(status=SigningKey.ACTIVE).first()
@@ -97,7 +100,16 @@ def ensure_active_key():
                 key = generate()
         except IntegrityError:  # another process made it first; the constraint allows one
             key = SigningKey.objects.get(status=SigningKey.ACTIVE)
+    ensure_next_key()
     return key
+
+
+def ensure_next_key():
+    """Publish a ``next`` key if there is none (first start, or after upgrading to it)."""
+    from .models import SigningKey
+
+    if not SigningKey.objects.filter(status=SigningKey.NEXT).exists():
+        generate(status=SigningKey.NEXT)
 
 
 def _active_row():
@@ -127,14 +139,18 @@ def _published_rows():
     from .models import SigningKey
 
     rows = SigningKey.objects.exclude(status=SigningKey.RETIRED).order_by("-created_at", "-id")
-    return tuple(rows.values_list("kid", "private_key"))
+    return tuple(rows.values_list("kid", "private_key", "status"))
+
+
+def _published():
+    from . import config_cache
+
+    return config_cache.get("signing_key.published", _published_rows)
 
 
 def published_keys():
     """Every key not yet retired, parsed, newest first."""
-    from . import config_cache
-
-    return [_parsed.get(kid) or _load(kid, pem) for kid, pem in config_cache.get("signing_key.published", _published_rows)]
+    return [_parsed.get(kid) or _load(kid, pem) for kid, pem, _status in _published()]
 
 
 def key_for_kid(kid):
@@ -148,11 +164,35 @@ def jwks():
     return {"keys": [k.public_jwk for k in published_keys()]}
 
 
-def jwks_json():
-    """The JWKS document as bytes, built once per configuration version."""
-    from . import config_cache
+@dataclass(frozen=True)
+class _JwksDocument:
+    body: bytes
+    announces_next: bool
 
-    return config_cache.get("signing_key.jwks", lambda: json.dumps(jwks()).encode())
+
+def _jwks_document():
+    from .models import SigningKey
+
+    body = json.dumps(jwks()).encode()
+    return _JwksDocument(body, any(status == SigningKey.NEXT for _kid, _pem, status in _published()))
+
+
+def jwks_json():
+    """The JWKS document as bytes, built once per configuration version.
+
+    While it announces a next key, a copy this process confirmed in the last
+    ``JWKS_CACHE_SECONDS`` is served without asking the database whether the keys changed:
+    a rotation elsewhere promotes that next key, already in the copy, and publishes a new
+    one that signs nothing yet. Only a second rotation within that time could sign with a
+    key the copy lacks, and relying parties fetch the JWKS again on an unknown ``kid``.
+    """
+    from . import config_cache
+    from .conf import oidc_settings
+
+    document = config_cache.recent("signing_key.jwks", oidc_settings.JWKS_CACHE_SECONDS)
+    if document is None or not document.announces_next:
+        document = config_cache.get("signing_key.jwks", _jwks_document)
+    return document.body
 
 
 def verify(token, audience=None, verify_exp=True):
@@ -175,7 +215,7 @@ def verify(token, audience=None, verify_exp=True):
 
 @transaction.atomic
 def rotate(actor=None):
-    """Make a new key active: the prepared ``next`` key if there is one, else a new one.
+    """Make the ``next`` key active (a new one if there is none) and publish a new next key.
 
     The previous active key stays published (``inactive``) until it is retired, so tokens
     it signed keep verifying.
@@ -191,13 +231,18 @@ def rotate(actor=None):
     new.status = SigningKey.ACTIVE
     new.activated_at = now
     new.save(update_fields=["status", "activated_at"])
+    generate(status=SigningKey.NEXT)
     signals.signing_key_rotated.send(sender=SigningKey, key=new, previous=previous, actor=actor)
     return new
 
 
 @transaction.atomic
 def retire(key, actor=None):
-    """Take a key out of JWKS; refused for the active key (rotate first)."""
+    """Take a key out of JWKS; refused for the active key (rotate first).
+
+    Retiring the next key publishes a new one, so the next rotation still promotes a key
+    relying parties have seen.
+    """
     from .models import SigningKey
 
     key = SigningKey.objects.select_for_update().get(pk=key.pk)
@@ -207,5 +252,6 @@ def retire(key, actor=None):
     key.retired_at = timezone.now()
     key.save(update_fields=["status", "retired_at"])
     _parsed.pop(key.kid, None)
+    ensure_next_key()
     signals.signing_key_retired.send(sender=SigningKey, key=key, actor=actor)
     return key

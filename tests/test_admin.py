@@ -344,7 +344,8 @@ def test_rotate_action_makes_a_new_active_key(admin_client):
     assert new.pk != old.pk
     old.refresh_from_db()
     assert old.status == SigningKey.INACTIVE
-    assert any(new.kid in m for m in messages_of(response))
+    upcoming = SigningKey.objects.get(status=SigningKey.NEXT)
+    assert any(new.kid in m and upcoming.kid in m for m in messages_of(response))
 
 
 def test_retire_action_refuses_the_active_key(admin_client):

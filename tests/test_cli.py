@@ -271,11 +271,12 @@ def test_keys_rotate_publishes_both_keys(client):
     assert new.kid != old.kid
     assert new.status == SigningKey.ACTIVE
     assert old.status == SigningKey.INACTIVE
-    assert old.kid in data["previous_kids"]
-    published = SigningKey.objects.exclude(status=SigningKey.RETIRED)
-    assert set(published.values_list("kid", flat=True)) == {old.kid, new.kid}
+    assert data["previous_kids"] == [old.kid]
+    upcoming = SigningKey.objects.get(status=SigningKey.NEXT)
+    assert data["next_kids"] == [upcoming.kid] and upcoming.kid not in (old.kid, new.kid)
+    assert set(data["published_kids"]) == {old.kid, new.kid, upcoming.kid}
     jwks = client.get("/oidc/.well-known/jwks.json").json()
-    assert {k["kid"] for k in jwks["keys"]} == {old.kid, new.kid}
+    assert {k["kid"] for k in jwks["keys"]} == {old.kid, new.kid, upcoming.kid}
     assert keys.active_key().kid == new.kid
 
 

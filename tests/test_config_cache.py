@@ -6,14 +6,15 @@ command line, the console) must still hold from the very next request, in every 
 
 import hashlib
 import secrets
+import time
 
 import psycopg
 import pytest
 import requests
 from oauth2_provider.signals import app_authorized
 
-from oidc_provider import config_cache, policy
-from oidc_provider.models import Application, GrantPolicy
+from oidc_provider import config_cache, keys, policy
+from oidc_provider.models import Application, ConfigVersion, GrantPolicy, SigningKey
 from tests.helpers import basic_auth
 
 from .live import HTTP_TIMEOUT, is_postgres, live_provider  # noqa: F401
@@ -60,16 +61,26 @@ def test_a_revoked_access_key_is_refused_on_the_next_request_in_every_worker(liv
     assert _statuses(live_provider, pair["access_key"], pair["secret_key"]) == {401}
 
 
-def test_a_rotated_signing_key_is_published_on_the_next_request_in_every_worker(live_provider):
-    def kids():
-        documents = [requests.get(live_provider.url("/oidc/.well-known/jwks.json"), timeout=HTTP_TIMEOUT).json() for _ in range(REQUESTS)]
-        return {frozenset(k["kid"] for k in d["keys"]) for d in documents}
+def _published_sets(live_provider):
+    """The set of kids each of REQUESTS JWKS fetches saw (one element when every worker agrees)."""
+    documents = [requests.get(live_provider.url("/oidc/.well-known/jwks.json"), timeout=HTTP_TIMEOUT).json() for _ in range(REQUESTS)]
+    return {frozenset(k["kid"] for k in d["keys"]) for d in documents}
 
-    before = kids()
+
+def test_a_rotation_in_another_process_signs_with_a_key_every_worker_already_publishes(live_provider):
+    before = _published_sets(live_provider)
     assert len(before) == 1
     new = live_provider.manage_json("oidc_keys", "rotate")
-    after = kids()
-    assert len(after) == 1 and new["kid"] in next(iter(after)) and next(iter(before)) < next(iter(after))
+    # The key that signs from now on was announced before the rotation: every worker serves
+    # it on the very next request, whether or not its copy of the JWKS has caught up.
+    assert new["kid"] in next(iter(before))
+    assert all(new["kid"] in kids for kids in _published_sets(live_provider))
+    # The newly announced next key reaches every worker within JWKS_CACHE_SECONDS (2 s).
+    deadline = time.monotonic() + 2 + 3
+    while (seen := _published_sets(live_provider)) != {frozenset(new["published_kids"])}:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.2)
+    assert set(new["published_kids"]) > next(iter(before))
 
 
 # -- in one process ------------------------------------------------------------------------
@@ -152,3 +163,60 @@ def test_the_version_read_reconnects_a_dropped_connection_like_the_health_check(
         ).fetchone()[0]
     assert dropped >= 1
     assert [requests.get(jwks, timeout=HTTP_TIMEOUT).status_code for _ in range(REQUESTS)] == [200] * REQUESTS
+
+
+# -- the JWKS copy ---------------------------------------------------------------------------
+
+
+def _jwks_kids(client):
+    return {k["kid"] for k in client.get("/oidc/.well-known/jwks.json").json()["keys"]}
+
+
+def _change_keys_as_another_process_would(**changes):
+    """Change key rows and the version without this process hearing of it (no signals)."""
+    SigningKey.objects.filter(status=SigningKey.NEXT).update(**changes)
+    ConfigVersion.objects.filter(pk=1).update(value=secrets.randbits(62))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_jwks_that_announces_the_next_key_is_served_from_memory_for_a_bounded_time(client, settings, django_assert_num_queries):
+    settings.OIDC_PROVIDER = {**settings.OIDC_PROVIDER, "JWKS_CACHE_SECONDS": 0.5}
+    keys.ensure_active_key()
+    upcoming = SigningKey.objects.get(status=SigningKey.NEXT).kid
+    assert upcoming in _jwks_kids(client)
+    with django_assert_num_queries(0):
+        assert upcoming in _jwks_kids(client)
+    _change_keys_as_another_process_would(status=SigningKey.RETIRED)
+    assert upcoming in _jwks_kids(client)  # the copy, still within its half second
+    time.sleep(0.6)
+    assert upcoming not in _jwks_kids(client)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_jwks_without_a_next_key_asks_the_database_on_every_request(client, settings):
+    settings.OIDC_PROVIDER = {**settings.OIDC_PROVIDER, "JWKS_CACHE_SECONDS": 60}
+    keys.ensure_active_key()
+    SigningKey.objects.filter(status=SigningKey.NEXT).delete()  # a database from before next keys
+    active = SigningKey.objects.get(status=SigningKey.ACTIVE)
+    assert _jwks_kids(client) == {active.kid}
+    # Another process rotates the old way: a key nobody has seen signs at once.
+    fresh = keys.generate(status=SigningKey.INACTIVE)
+    ConfigVersion.objects.filter(pk=1).update(value=secrets.randbits(62))
+    assert fresh.kid in _jwks_kids(client)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_in_this_process_is_published_at_once_whatever_the_copy(client, settings):
+    settings.OIDC_PROVIDER = {**settings.OIDC_PROVIDER, "JWKS_CACHE_SECONDS": 60}
+    keys.ensure_active_key()
+    _jwks_kids(client)
+    upcoming = SigningKey.objects.get(status=SigningKey.NEXT)
+    keys.retire(upcoming)
+    kids = _jwks_kids(client)
+    assert upcoming.kid not in kids and SigningKey.objects.get(status=SigningKey.NEXT).kid in kids
+
+
+def test_discovery_reads_no_database(client, db, django_assert_num_queries):
+    client.get("/oidc/.well-known/openid-configuration")
+    with django_assert_num_queries(0):
+        assert client.get("/oidc/.well-known/openid-configuration").json()["jwks_uri"].endswith("/oidc/.well-known/jwks.json")

@@ -498,7 +498,7 @@ def test_signing_keys_never_show_the_private_key(api):
         assert response.status_code == 200
         assert "PRIVATE KEY" not in response.content.decode() and "private_key" not in response.content.decode()
     listed = api.get(SIGNING).json()
-    assert {k["status"] for k in listed} == {"active", "inactive"}
+    assert {k["status"] for k in listed} == {"active", "inactive", "next"}
     assert set(listed[0]) == {"kid", "algorithm", "status", "created_at", "activated_at", "retired_at"}
 
 

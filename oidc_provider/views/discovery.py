@@ -1,13 +1,15 @@
 """Discovery (OIDC Discovery 1.0 §3) and the JWKS document."""
 
+import functools
 import json
 from urllib.parse import urlsplit
 
+from django.core.signals import setting_changed
 from django.http import HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from .. import config_cache, keys, policy
+from .. import keys, policy
 from ..claims import CLAIM_SCOPES
 from ..conf import oidc_settings
 from ..scopes import all_scopes
@@ -57,9 +59,14 @@ def _public_json(body):
     return response
 
 
+@functools.cache
 def discovery_json():
-    """The discovery document as bytes, built once per process and configuration version."""
-    return config_cache.get("discovery", lambda: json.dumps(provider_metadata()).encode())
+    """The discovery document as bytes, built once per process: it is made of settings and
+    URLs only, so serving it needs no database."""
+    return json.dumps(provider_metadata()).encode()
+
+
+setting_changed.connect(lambda **kwargs: discovery_json.cache_clear(), weak=False, dispatch_uid="oidc_provider.discovery")
 
 
 @require_GET

@@ -1,7 +1,8 @@
 """``manage.py oidc_keys``: list, rotate and retire the ID token signing keys.
 
-Rotation keeps the previous key published (``inactive``) so tokens it signed keep verifying;
-retiring takes a key out of the JWKS once those tokens have expired.
+Rotation promotes the ``next`` key (published ahead of use) and announces a new one; the
+previous key stays published (``inactive``) so tokens it signed keep verifying; retiring takes
+a key out of the JWKS once those tokens have expired.
 """
 
 from django.core.management.base import CommandError
@@ -26,15 +27,16 @@ def describe(key):
     }
 
 
-def published_kids():
-    return list(SigningKey.objects.exclude(status=SigningKey.RETIRED).order_by("-created_at", "-id").values_list("kid", flat=True))
+def published():
+    """(kid, status) of every key in the JWKS, newest first."""
+    return list(SigningKey.objects.exclude(status=SigningKey.RETIRED).order_by("-created_at", "-id").values_list("kid", "status"))
 
 
 class Command(ProviderCommand):
     help = "List, rotate and retire the keys that sign ID tokens (published at /oidc/.well-known/jwks.json)."
     subcommands = {
         "list": "List signing keys, newest first, with their status.",
-        "rotate": "Make a new key active; the previous one stays published until retired.",
+        "rotate": "Make the next key active and announce a new next key; the previous one stays published until retired.",
         "retire": "Take a non-active key out of the JWKS (tokens it signed stop verifying).",
     }
 
@@ -58,9 +60,16 @@ class Command(ProviderCommand):
 
     def handle_rotate(self, **options):
         new = keys.rotate()
-        previous = [kid for kid in published_kids() if kid != new.kid]
-        data = {"kid": new.kid, "status": new.status, "previous_kids": previous, "published_kids": [new.kid, *previous]}
+        rows = published()
+        previous = [kid for kid, status in rows if status == SigningKey.INACTIVE]
+        upcoming = [kid for kid, status in rows if status == SigningKey.NEXT]
+        data = {
+            "kid": new.kid, "status": new.status, "previous_kids": previous, "next_kids": upcoming,
+            "published_kids": [kid for kid, _status in rows],
+        }
         text = [self.style.SUCCESS(f"New active signing key: {new.kid}")]
+        if upcoming:
+            text.append("Announced in the JWKS, to sign after the next rotation: " + ", ".join(upcoming))
         if previous:
             text.append("Still published, so tokens they signed keep verifying: " + ", ".join(previous))
             text.append("Retire one once its tokens have expired: manage.py oidc_keys retire -- KID")
@@ -81,5 +90,5 @@ class Command(ProviderCommand):
             key = keys.retire(key)
         except ValueError as e:  # keys.retire has the last word (e.g. it became active meanwhile)
             raise CommandError(str(e)) from None
-        data = {**describe(key), "published_kids": published_kids()}
+        data = {**describe(key), "published_kids": [kid for kid, _status in published()]}
         self.emit(data, f"Retired key {kid}; it is no longer published, and tokens it signed no longer verify.")
