@@ -110,10 +110,19 @@ def run(cmd, *, env, cwd, timeout=COMMAND_TIMEOUT, input=None):
 # -- small helpers ----------------------------------------------------------------------
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not given to another site of this run: the sites pick
+    theirs before any of them binds, and the kernel may offer a port twice meanwhile."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def basic(client_id, secret):
