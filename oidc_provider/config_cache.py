@@ -19,7 +19,7 @@ import threading
 import time
 
 from django.core.signals import request_finished, request_started
-from django.db import InterfaceError, OperationalError, connections, router
+from django.db import connections, router
 from django.db.models.signals import post_delete, post_save
 from django.test.signals import setting_changed
 
@@ -44,31 +44,15 @@ _local = threading.local()
 
 def _read_version():
     from .models import ConfigVersion
+    from .statements import fetch_one, read_first
 
     connection = connections[router.db_for_read(ConfigVersion)]
     table = connection.ops.quote_name(ConfigVersion._meta.db_table)
     sql = f"SELECT value FROM {table} WHERE id = 1"
-    # This is the request's first query: it can stand for CONN_HEALTH_CHECKS' "SELECT 1"
-    # (one round trip instead of two on PostgreSQL) if it reconnects once when the server
-    # dropped the persistent connection, as the health check would have.
     committed = not connection.in_atomic_block
-    checking = connection.health_check_enabled and not connection.health_check_done and committed
-    if checking:
-        connection.health_check_done = True
-    try:
-        return _select_one(connection, sql), committed
-    except (InterfaceError, OperationalError):
-        if not checking:
-            raise
-        connection.close()
-        return _select_one(connection, sql), committed
-
-
-def _select_one(connection, sql):
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        row = cursor.fetchone()
-    return row[0] if row else None
+    # Often the request's first query: read_first lets it stand for the health check.
+    row = read_first(connection, lambda: fetch_one(connection, sql))
+    return (row[0] if row else None), committed
 
 
 def _snapshot():

@@ -18,11 +18,13 @@ own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' con
 - ``delete(model, cleared=(), **equals)``: rows nothing else points at (any more), in one DELETE.
 - ``with Chain(model, **equals):``: on PostgreSQL, a DELETE and the INSERTs made inside the
   block in one statement, the INSERTs only if the DELETE removed a row (a code exchange).
+- ``read_first(connection, read)``: a request's first read, standing in for the
+  ``CONN_HEALTH_CHECKS`` probe (used by ``first()`` and by config_cache's version read).
 """
 
 from contextvars import ContextVar
 
-from django.db import connections, router, transaction
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models import DO_NOTHING
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
@@ -144,9 +146,8 @@ def first(model, field_name, value, related=()):
     if key not in _selects:
         _selects[key] = _prepare_select(model, field_name, related, connection)
     sql, where, columns, tables = _selects[key]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [where.get_db_prep_value(value, connection)])
-        row = cursor.fetchone()
+    params = [where.get_db_prep_value(value, connection)]
+    row = read_first(connection, lambda: fetch_one(connection, sql, params))
     if row is None:
         return None
     values = list(row)
@@ -172,6 +173,32 @@ def first(model, field_name, value, related=()):
             break
         previous = instance
     return root
+
+
+def fetch_one(connection, sql, params=()):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def read_first(connection, read):
+    """``read()``, a SELECT (safe to repeat), standing in for ``CONN_HEALTH_CHECKS``' probe.
+
+    With health checks on, Django sends ``SELECT 1`` before a request's first query, a round
+    trip of its own on PostgreSQL (userinfo's token lookup and a code exchange's Grant read
+    come first and paid it). Such a read can tell as well whether the persistent connection
+    still works: it reconnects once when the server dropped it, as the probe would have.
+    """
+    checking = connection.health_check_enabled and not connection.health_check_done and not connection.in_atomic_block
+    if checking:
+        connection.health_check_done = True
+    try:
+        return read()
+    except (InterfaceError, OperationalError):
+        if not checking:
+            raise
+        connection.close()
+        return read()
 
 
 def delete(model, cleared=(), **equals):

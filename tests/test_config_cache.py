@@ -151,18 +151,39 @@ def test_without_the_version_row_nothing_is_cached(client):
 
 
 @pytest.mark.skipif(not is_postgres(), reason="PostgreSQL only: a server that drops the workers' connections")
-def test_the_version_read_reconnects_a_dropped_connection_like_the_health_check(live_provider):
-    # The version read stands in for CONN_HEALTH_CHECKS' SELECT 1; when the server has
-    # dropped every worker's persistent connection, the next requests must still succeed.
-    jwks = live_provider.url("/oidc/.well-known/jwks.json")
-    assert {requests.get(jwks, timeout=HTTP_TIMEOUT).status_code for _ in range(REQUESTS)} == {200}
+def test_a_requests_first_read_reconnects_a_dropped_connection_like_the_health_check(live_provider):
+    # A request's first read (the version on the token endpoint, the token's row on
+    # userinfo) stands in for CONN_HEALTH_CHECKS' SELECT 1; when the server has dropped
+    # every worker's persistent connection, the next requests must still be answered.
+    app = live_provider.create_app(f"drop-{secrets.token_hex(3)}", "service", grants=["client_credentials"])
+    userinfo = live_provider.url("/oidc/me")
+
+    def answers():
+        tokens = {_cc(live_provider, app["client_id"], app["client_secret"]).status_code for _ in range(REQUESTS)}
+        unknown = {
+            requests.get(userinfo, headers={"Authorization": "Bearer no-such-token"}, timeout=HTTP_TIMEOUT).status_code
+            for _ in range(REQUESTS)
+        }
+        return tokens, unknown
+
+    assert answers() == ({200}, {401})
     with psycopg.connect(live_provider.postgres.admin_conninfo, autocommit=True, connect_timeout=10) as admin:
         dropped = admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             [live_provider.postgres.name],
         ).fetchone()[0]
     assert dropped >= 1
-    assert [requests.get(jwks, timeout=HTTP_TIMEOUT).status_code for _ in range(REQUESTS)] == [200] * REQUESTS
+    assert answers() == ({200}, {401})
+    # Userinfo first: its token lookup is the first read on a dropped connection.
+    with psycopg.connect(live_provider.postgres.admin_conninfo, autocommit=True, connect_timeout=10) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [live_provider.postgres.name],
+        )
+    assert {
+        requests.get(userinfo, headers={"Authorization": "Bearer no-such-token"}, timeout=HTTP_TIMEOUT).status_code
+        for _ in range(REQUESTS)
+    } == {401}
 
 
 # -- the JWKS copy ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from oidc_provider import policy
@@ -136,3 +136,38 @@ def test_introspection(client, web_app, tokens, django_assert_max_num_queries):
             HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret),
         )
     assert response.json()["active"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_request_pays_for_a_separate_health_check_probe(client, monkeypatch):
+    """CONN_HEALTH_CHECKS sends SELECT 1 before a request's first query (a round trip of its
+    own on PostgreSQL) unless that first query stands in for it (statements.read_first)."""
+    from tests.factories import UserFactory
+
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"]
+    probes = []
+    wrapper = type(connections["default"])
+    real = wrapper.is_usable
+    monkeypatch.setattr(wrapper, "is_usable", lambda self: probes.append(1) or real(self))
+    web_app = ApplicationFactory(application_type=policy.WEB, grant_types=["authorization_code", "refresh_token"])
+    client.force_login(UserFactory())
+    tokens = exchange(client, web_app, get_code(client, web_app)["code"], secret=web_app.plaintext_secret).json()
+    requests = {
+        "code exchange": (lambda: get_code(client, web_app)["code"],
+                          lambda code: exchange(client, web_app, code, secret=web_app.plaintext_secret)),
+        "userinfo": (lambda: None, lambda _: client.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")),
+        "introspection": (lambda: None, lambda _: client.post(
+            "/oidc/token/introspection", {"token": tokens["access_token"]},
+            HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret),
+        )),
+    }
+    for name, (prepare, send) in requests.items():
+        send(prepare())  # warm: the caches, the connection
+        argument = prepare()
+        probes.clear()
+        # What request_started does under a real server (the test client skips it): the
+        # persistent connection is due for a health check again.
+        connections["default"].close_if_unusable_or_obsolete()
+        response = send(argument)
+        assert response.status_code == 200, name
+        assert probes == [], f"{name} sent a separate health-check probe"
