@@ -10,9 +10,10 @@ swapped token and user models work), and each call only converts values, with th
 own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' converters and
 ``Model.from_db`` coming out, as the ORM does.
 
-- ``insert(instance)``: a new row. ``pre_save``/``post_save`` are still sent when anything
-  listens. Models it cannot write this way (multi-table inheritance, a primary key that is
-  not generated, database defaults) go through ``save()``.
+- ``insert(instance, durable=True)``: a new row. ``pre_save``/``post_save`` are still sent
+  when anything listens. Models it cannot write this way (multi-table inheritance, a primary
+  key that is not generated, database defaults) go through ``save()``. ``durable=False``, on
+  PostgreSQL outside a transaction: the row's commit does not wait for the disk.
 - ``first(model, field, value, related)``: the row whose ``field`` equals ``value``, or None,
   with the ``related`` chain joined and cached as ``select_related`` would.
 - ``delete(model, cleared=(), **equals)``: rows nothing else points at (any more), in one DELETE.
@@ -59,12 +60,21 @@ def _prepared(model, using):
     return _statements[key]
 
 
-def insert(instance, links=None):
+# The statement is its own transaction (autocommit), so a local setting lasts exactly until
+# its commit: one round trip, where SET LOCAL would need BEGIN, SET, INSERT and COMMIT.
+_NOT_DURABLE = ", set_config('synchronous_commit', 'off', true)"
+
+
+def insert(instance, links=None, durable=True):
     """Save a new ``instance`` (primary key unset) with its model's prepared INSERT.
 
     ``links`` maps attribute names to other new instances whose primary key goes there (a
     foreign key assigned an unsaved instance is linked the same way). Inside
     :func:`chained`, the row is written with the chain's statement, not now.
+
+    ``durable=False``: on PostgreSQL, when the INSERT is a transaction of its own, it is
+    committed with ``synchronous_commit`` off (answered before the WAL reaches the disk; a
+    database crash may lose it, never half of it, and never a later durable commit).
     """
     chain = _chain.get()
     if chain is not None:
@@ -79,6 +89,8 @@ def insert(instance, links=None):
         instance.save(using=using)
         return instance
     fields, sql, returning = prepared
+    if not durable and returning and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        sql += _NOT_DURABLE
     if pre_save.has_listeners(model):
         pre_save.send(sender=model, instance=instance, raw=False, using=using, update_fields=None)
     params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]

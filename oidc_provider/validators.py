@@ -411,6 +411,8 @@ class OIDCValidator(OAuth2Validator):
             writing = transaction.atomic(using=router.db_for_write(get_access_token_model()), savepoint=False)
         else:
             writing = nullcontext()
+            # Nothing else to write: the token may be answered before its commit is on disk.
+            request.lone_access_token = oidc_settings.ASYNC_COMMIT_LONE_ACCESS_TOKENS
         with writing:
             if getattr(request, "refresh_token_live", False):
                 self._claim_live_refresh_token(request)
@@ -469,7 +471,7 @@ class OIDCValidator(OAuth2Validator):
             resource=getattr(request, "resource", []),
         )
         self._set_token_value(access_token, token["access_token"])
-        statements.insert(access_token)
+        statements.insert(access_token, durable=not getattr(request, "lone_access_token", False))
         request.issued_access_token = access_token
         issued_access_token.set(access_token)
         return access_token
