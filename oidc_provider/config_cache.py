@@ -11,7 +11,9 @@ worker (CONTRACT §5: "at the moment of the request").
 The value is random, not a counter: a rolled-back change restores the old value together
 with the old rows, so no stale copy can ever match a newer state.
 
-A reader that tolerates a bounded delay (the JWKS) can skip that SELECT with ``recent()``.
+A request whose first query is a SELECT of its own (a token, a code's Grant) reads the value
+in that statement instead (``version_sql()``/``observe()``), one round trip for both. A
+reader that tolerates a bounded delay (the JWKS) can skip that SELECT with ``recent()``.
 """
 
 import random
@@ -47,20 +49,44 @@ def _read_version():
     from .statements import fetch_one, read_first
 
     connection = connections[router.db_for_read(ConfigVersion)]
-    table = connection.ops.quote_name(ConfigVersion._meta.db_table)
-    sql = f"SELECT value FROM {table} WHERE id = 1"
+    sql = _version_select(connection)
     committed = not connection.in_atomic_block
     # Often the request's first query: read_first lets it stand for the health check.
     row = read_first(connection, lambda: fetch_one(connection, sql))
     return (row[0] if row else None), committed
 
 
+def _version_select(connection):
+    from .models import ConfigVersion
+
+    return f"SELECT value FROM {connection.ops.quote_name(ConfigVersion._meta.db_table)} WHERE id = 1"
+
+
+def version_sql(connection, using):
+    """A scalar subquery of the version, for a reader on database ``using`` to add to its own
+    SELECT while this request has yet to read it (``observe()`` then takes the value): one
+    round trip for both. None when there is nothing to read or it lives elsewhere."""
+    from .models import ConfigVersion
+
+    if getattr(_local, "checked", None) is not None or router.db_for_read(ConfigVersion) != using:
+        return None
+    return f"({_version_select(connection)})"
+
+
+def observe(version, committed):
+    """The version as read alongside another query (see ``version_sql()``)."""
+    _adopt(version, committed)
+
+
 def _snapshot():
-    global _current
     checked = getattr(_local, "checked", None)
     if checked is not None:
         return checked
-    version, committed = _read_version()
+    return _adopt(*_read_version())
+
+
+def _adopt(version, committed):
+    global _current
     snapshot = _current
     if version is None:
         # No version row (a flushed test database): nothing can be trusted, read through.

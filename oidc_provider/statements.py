@@ -29,6 +29,8 @@ from django.db import InterfaceError, OperationalError, connections, router, tra
 from django.db.models import DO_NOTHING
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
+from . import config_cache
+
 _statements = {}
 _selects = {}
 _deletes = {}
@@ -129,7 +131,7 @@ def _join_plan(model, related, connection):
     return steps, joins
 
 
-def _prepare_select(model, field_name, related, connection):
+def _prepare_select(model, field_name, related, connection, extra=None):
     qn = connection.ops.quote_name
     steps, joins = _join_plan(model, related, connection)
     columns, tables = [], []
@@ -142,26 +144,35 @@ def _prepare_select(model, field_name, related, connection):
             columns.append((f"{alias}.{qn(f.column)}", col, converters))
         tables.append((step_model, via, [f.attname for f in fields], start, len(columns), fields.index(step_model._meta.pk)))
     where = model._meta.get_field(field_name)
+    selected = [c[0] for c in columns] + ([extra] if extra else [])
     sql = "SELECT {} FROM {} t0{} WHERE t0.{} = %s LIMIT 1".format(
-        ", ".join(c[0] for c in columns), qn(model._meta.db_table), "".join(joins), qn(where.column)
+        ", ".join(selected), qn(model._meta.db_table), "".join(joins), qn(where.column)
     )
     return sql, where, [(c[1], c[2]) for c in columns], tables
 
 
-def first(model, field_name, value, related=()):
+def first(model, field_name, value, related=(), config_version=False):
     """The first ``model`` row whose ``field_name`` equals ``value`` (or None), with the
     ``related`` chain (forward or reverse one-to-one, e.g. ``("user", "oidc_subject")``)
-    loaded and cached like ``select_related("user__oidc_subject")``."""
+    loaded and cached like ``select_related("user__oidc_subject")``.
+
+    ``config_version``: the request is about to need config_cache's version; when it has
+    not read it yet, it comes as one more column of this SELECT (one round trip for both).
+    """
     using = router.db_for_read(model)
     connection = connections[using]
-    key = (model, field_name, tuple(related), using)
+    version = config_cache.version_sql(connection, using) if config_version else None
+    key = (model, field_name, tuple(related), using, version)
     if key not in _selects:
-        _selects[key] = _prepare_select(model, field_name, related, connection)
+        _selects[key] = _prepare_select(model, field_name, related, connection, version)
     sql, where, columns, tables = _selects[key]
     params = [where.get_db_prep_value(value, connection)]
+    committed = not connection.in_atomic_block
     row = read_first(connection, lambda: fetch_one(connection, sql, params))
     if row is None:
         return None
+    if version is not None:
+        config_cache.observe(row[-1], committed)
     values = list(row)
     for i, (col, converters) in enumerate(columns):
         for converter in converters:

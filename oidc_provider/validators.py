@@ -212,7 +212,7 @@ class OIDCValidator(OAuth2Validator):
         """The Grant row of this code, read once per request (oauthlib asks for it six times)."""
         cache = request.__dict__.setdefault("_grant_cache", {})
         if code not in cache:
-            cache[code] = statements.first(get_grant_model(), "code", code, related=("user", "oidc_subject"))
+            cache[code] = statements.first(get_grant_model(), "code", code, related=("user", "oidc_subject"), config_version=True)
         return cache[code]
 
     def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
@@ -494,7 +494,9 @@ class OIDCValidator(OAuth2Validator):
         # application from config_cache rather than a join.
         checksum = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
         return self._with_application(
-            statements.first(get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"))
+            statements.first(
+                get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"), config_version=True
+            )
         )
 
     def _with_application(self, token):
@@ -543,7 +545,9 @@ class OIDCValidator(OAuth2Validator):
 
     def _introspect_access_token(self, checksum):
         token = self._with_application(
-            statements.first(get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"))
+            statements.first(
+                get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"), config_version=True
+            )
         )
         if token is None or token.is_expired():
             return None

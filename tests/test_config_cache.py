@@ -11,11 +11,13 @@ import time
 import psycopg
 import pytest
 import requests
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from oauth2_provider.signals import app_authorized
 
 from oidc_provider import config_cache, keys, policy
 from oidc_provider.models import Application, ConfigVersion, GrantPolicy, SigningKey
-from tests.helpers import basic_auth
+from tests.helpers import basic_auth, exchange, get_code
 
 from .live import HTTP_TIMEOUT, is_postgres, live_provider  # noqa: F401
 
@@ -241,3 +243,19 @@ def test_discovery_reads_no_database(client, db, django_assert_num_queries):
     client.get("/oidc/.well-known/openid-configuration")
     with django_assert_num_queries(0):
         assert client.get("/oidc/.well-known/openid-configuration").json()["jwks_uri"].endswith("/oidc/.well-known/jwks.json")
+
+
+def test_a_change_elsewhere_applies_when_the_version_comes_with_the_codes_read(logged_in, web_app):
+    # A code exchange's first query is the code's Grant; the version comes as one more column
+    # of it. Another process's change (here: a bulk update and a new version, this process's
+    # copy not told) must still apply to that very request.
+    warm = get_code(logged_in, web_app)["code"]
+    assert exchange(logged_in, web_app, warm, secret=web_app.plaintext_secret).status_code == 200
+    code = get_code(logged_in, web_app)["code"]
+    GrantPolicy.objects.filter(application_type=policy.WEB, grant=policy.AUTHORIZATION_CODE).update(state=policy.FORBIDDEN)
+    ConfigVersion.objects.filter(pk=1).update(value=secrets.randbits(62))
+    with CaptureQueriesContext(connection) as captured:
+        response = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret)
+    assert response.status_code == 400 and response.json()["error"] == "unauthorized_client", response.content
+    version_reads = [q["sql"] for q in captured.captured_queries if "oidc_provider_configversion" in q["sql"]]
+    assert len(version_reads) == 1 and '"oauth2_provider_grant"' in version_reads[0]

@@ -23,12 +23,13 @@ BUDGETS = {
     # COMMIT, which the test transaction never reaches.
     "client_credentials": 2,
     "ak_sk": 2,  # last_used_at is written at most once a minute per key
-    # Grant+user+sub, version, DELETE grant, INSERT ID/access/refresh tokens and the redeemed
-    # code (BEGIN/COMMIT are savepoint-free inside the test's transaction).
-    "authorization_code": 7,
-    # PostgreSQL: Grant+user+sub, version, and one statement that deletes the Grant and inserts
+    # Grant+user+sub with the config version as one more column, DELETE grant, INSERT
+    # ID/access/refresh tokens and the redeemed code (BEGIN/COMMIT are savepoint-free inside
+    # the test's transaction).
+    "authorization_code": 6,
+    # PostgreSQL: Grant+user+sub+version, and one statement that deletes the Grant and inserts
     # the ID, access and refresh tokens and the redeemed code (no transaction round trips).
-    "authorization_code_postgresql": 3,
+    "authorization_code_postgresql": 2,
     # The live token with its user, sub and family's birth; version; its revocation (one
     # UPDATE, judged by the rows it changed) and its access token's DELETE; INSERT ID, access
     # and refresh tokens.
@@ -36,7 +37,11 @@ BUDGETS = {
     # version, session, user, the remembered consent, INSERT the code's Grant (the
     # application comes from config_cache, found there by the request's validation).
     "authorization": 5,
-    "userinfo": 3,  # token+user+sub, version, the token's application (cached after the first)
+    # token+user+sub with the config version as one more column; the token's application
+    # (cached after the first request).
+    "userinfo": 2,
+    # version (client authentication reads it first), token+user+sub, the token's application
+    # by id (cached after the first request).
     "introspection": 3,
 }
 
