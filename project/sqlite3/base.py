@@ -11,6 +11,7 @@ busy timeout for any other process, still decide what is safe.
 
 import fcntl
 import os
+from contextlib import contextmanager, nullcontext
 
 from django.db.backends.sqlite3 import base
 
@@ -68,30 +69,28 @@ class DatabaseWrapper(base.DatabaseWrapper):
             fcntl.flock(self._writers, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _holding(fd):
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 class SerialisedWritesCursor(base.SQLiteCursorWrapper):
     writers = None
 
     def execute(self, query, params=None):
-        if not self._queues(query):
+        with self._queued(query):
             return super().execute(query, params)
-        fcntl.flock(self.writers, fcntl.LOCK_EX)
-        try:
-            return super().execute(query, params)
-        finally:
-            fcntl.flock(self.writers, fcntl.LOCK_UN)
 
     def executemany(self, query, param_list):
-        if not self._queues(query):
+        with self._queued(query):
             return super().executemany(query, param_list)
-        fcntl.flock(self.writers, fcntl.LOCK_EX)
-        try:
-            return super().executemany(query, param_list)
-        finally:
-            fcntl.flock(self.writers, fcntl.LOCK_UN)
 
-    def _queues(self, query):
+    def _queued(self, query):
         # A write in autocommit mode is a transaction of its own: it queues like one.
-        return (
-            self.writers is not None and not self.connection.in_transaction
-            and query.lstrip()[:7].upper().startswith(WRITES)
-        )
+        if self.writers is None or self.connection.in_transaction or not query.lstrip()[:7].upper().startswith(WRITES):
+            return nullcontext()
+        return _holding(self.writers)
