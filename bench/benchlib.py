@@ -349,6 +349,26 @@ class OursSite(DjangoSite):
         return "/oidc/.well-known/openid-configuration"
 
 
+class AgainstSite(OursSite):
+    """Our project at another git revision (``run.py --against REV``), exported with
+    ``git archive`` into the temp folder and served from there, so that a change and its
+    parent are measured interleaved in one run: the machine's drift hits both alike."""
+
+    kind = "against"
+
+    def __init__(self, tmp, rev, workers=2, database_url=None):
+        super().__init__(tmp, workers, database_url)
+        self.rev = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, check=True, capture_output=True,
+                                  text=True).stdout.strip()
+        tree = self.tmp / "tree"
+        tree.mkdir(exist_ok=True)
+        archive = subprocess.run(["git", "archive", self.rev], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        # Its own packages come first on sys.path (the venv's editable install points at ROOT).
+        self.cwd = self.manage_cwd = tree
+        self.env["PYTHONPATH"] = str(tree)
+
+
 class DotSite(DjangoSite):
     """The plain django-oauth-toolkit baseline (bench/dot_site.py), generated into the temp folder."""
 
@@ -405,13 +425,15 @@ def make_tmp():
 # One description per (scenario, target), used by wrk (as Lua arguments), by the Python
 # login generator, and by profile.py (as WSGI calls).
 
+OURS_KINDS = ("ours", "against")  # our project: the working tree, or another revision (run.py --against)
+
 AUTH_QUERY = {"response_type": "code", "scope": "openid profile email", "state": "bench-state", "nonce": "bench-nonce",
               "code_challenge_method": "S256"}
 
 
 def login_spec(site, client_id, client_secret, data):
-    token_path = "/oidc/token" if site.kind == "ours" else "/o/token/"
-    auth_path = "/oidc/auth" if site.kind == "ours" else "/o/authorize/"
+    token_path = "/oidc/token" if site.kind in OURS_KINDS else "/o/token/"
+    auth_path = "/oidc/auth" if site.kind in OURS_KINDS else "/o/authorize/"
     query = urlencode({**AUTH_QUERY, "client_id": client_id, "redirect_uri": data["redirect_uri"],
                        "code_challenge": data["challenge"]}, quote_via=quote)
     return {
@@ -429,7 +451,7 @@ def specs(site):
     """{scenario: [(label, spec)]} for one site. A spec: method, path, auth, body, expect,
     and for the walking scenarios ``walk`` ("code" or "refresh") and ``prefix``."""
     d = site.data
-    if site.kind == "ours":
+    if site.kind in OURS_KINDS:
         token, svc, web, ak = "/oidc/token", d["service"], d["web"], d["aksk"]
         web_auth = basic(web["client_id"], web["client_secret"])
         out = {

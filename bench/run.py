@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib  # noqa: E402
 import loadgen  # noqa: E402
-from benchlib import DotSite, FloorSite, OursSite  # noqa: E402
+from benchlib import AgainstSite, DotSite, FloorSite, OursSite  # noqa: E402
 
 SCENARIOS = {
     "client_credentials": "POST /token grant_type=client_credentials, service app, HTTP Basic",
@@ -59,6 +59,9 @@ def parse_args(argv=None):
                    help="before each measurement wait up to S seconds while other processes use more than 10%% of "
                         "the CPUs (default 0: measure at once; every row reports that share anyway)")
     p.add_argument("--json", metavar="PATH", help="also write every measurement to this JSON file")
+    p.add_argument("--against", metavar="REV",
+                   help="also serve our project at this git revision (e.g. HEAD~1), interleaved with the working "
+                        "tree in every round: an A/B of a change that the machine's drift hits alike")
     args = p.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
@@ -126,12 +129,14 @@ def build_targets(args, sites):
     The floor's label names its request shape; scenarios of the same shape share one
     measurement of it per round.
     """
-    per_site = {kind: benchlib.specs(site) for kind, site in sites.items() if kind in ("ours", "dot")}
+    per_site = {kind: benchlib.specs(site) for kind, site in sites.items() if kind in ("ours", "against", "dot")}
     targets = {}
     for scenario in args.scenarios:
         rows = []
-        for kind in ("ours", "dot"):
+        for kind in ("ours", "against", "dot"):
             for label, spec in per_site.get(kind, {}).get(scenario, []):
+                if kind == "against":
+                    label = f"ours at {sites[kind].rev}"
                 rows.append((label, sites[kind], spec))
         if "floor" in sites and rows:
             template = rows[0][2]
@@ -191,7 +196,7 @@ def summarise(targets, results):
             if row["server"] == "ours":
                 row["vs_baseline"] = ours / baseline if baseline else None
                 row["vs_floor"] = ours / floor if floor else None
-            elif row["server"].startswith("dot (hashed"):
+            elif row["server"].startswith(("dot (hashed", "ours at ")):
                 row["vs_baseline"] = ours / row["median"] if row["median"] else None
     return rows
 
@@ -220,8 +225,8 @@ def print_table(rows, header):
     print()
     print("req/s: responses that were 2xx with the expected body, per second (login: whole round trips per second;")
     print("p50/p99 then of the round trip). errors: non-2xx + unexpected bodies + socket errors, all rounds.")
-    print("ours/baseline: ours vs DOT with an unhashed secret (where secrets matter) or DOT; on the hashed-DOT row,")
-    print("ours vs that row. ours/floor: ours vs the bare WSGI app driven by the same request shape (measured once per")
+    print("ours/baseline: ours vs DOT with an unhashed secret (where secrets matter) or DOT; on the hashed-DOT row")
+    print("and on the 'ours at REV' row (--against), ours vs that row. ours/floor: ours vs the bare WSGI app driven by the same request shape (measured once per")
     print("round and shape, shown under each scenario of that shape).")
     print("server CPU ms/req: CPU time the server's gunicorn processes (and, on PostgreSQL, the backends serving its")
     print("database) spent per successful request (median of rounds);")
@@ -265,6 +270,8 @@ def main(argv=None):
     try:
         if "ours" in args.servers:
             sites["ours"] = OursSite(tmp, args.workers, pg_url)
+        if args.against:
+            sites["against"] = AgainstSite(tmp, args.against, args.workers, pg_url)
         if "dot" in args.servers:
             sites["dot"] = DotSite(tmp, args.workers, pg_url)
         if "floor" in args.servers:
