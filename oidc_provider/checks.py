@@ -111,3 +111,18 @@ def check_signing_key(app_configs, databases=None, **kwargs):
         "There is no active signing key; one is made at the next migrate or first token request.",
         hint="Run manage.py oidc_keys rotate to make one now.", id="oidc_provider.W002",
     )]
+
+
+@register()
+def check_app_order(app_configs, **kwargs):
+    """``cleartokens`` is django-oauth-toolkit's unless oidc_provider comes first."""
+    from django.apps import apps
+
+    names = [config.name for config in apps.get_app_configs()]
+    if "oauth2_provider" in names and names.index("oidc_provider") > names.index("oauth2_provider"):
+        return [Warning(
+            "'oidc_provider' comes after 'oauth2_provider' in INSTALLED_APPS, so manage.py cleartokens is "
+            "django-oauth-toolkit's alone and redeemed authorization codes are never deleted.",
+            hint="Move 'oidc_provider' above 'oauth2_provider' in INSTALLED_APPS.", id="oidc_provider.W003",
+        )]
+    return []

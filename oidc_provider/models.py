@@ -1,8 +1,10 @@
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
@@ -290,14 +292,38 @@ class Consent(models.Model):
         return set(scopes) <= set(self.scope.split())
 
 
+class RedeemedCodeQuerySet(models.QuerySet):
+    def expired(self):
+        """Codes that would have expired by now even unspent: a replay of one is refused as
+        unknown, with nothing left to revoke by it (node oidc-provider keeps consumed codes
+        as long, too). A code lives AUTHORIZATION_CODE_EXPIRE_SECONDS from its issue and was
+        redeemed after that, so this cut-off never drops a code that could still be live."""
+        from oauth2_provider.settings import oauth2_settings
+
+        return self.filter(redeemed_at__lt=timezone.now() - timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS))
+
+    def clear_expired(self, batch_size=10000):
+        """Delete the expired ones, ``batch_size`` rows per statement (a long backlog never
+        holds the database's write lock for long); the number deleted."""
+        deleted = 0
+        while True:
+            pks = list(self.expired().order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if not pks:
+                return deleted
+            deleted += self.model.objects.filter(pk__in=pks).delete()[0]
+
+
 class RedeemedCode(models.Model):
-    """A spent authorization code, kept until it expires so a replay can revoke what it issued."""
+    """A spent authorization code, kept until it expires so a replay can revoke what it
+    issued; ``manage.py cleartokens`` deletes it after that."""
 
     code_digest = models.CharField(max_length=64, unique=True)
     application = models.ForeignKey(Application, on_delete=models.CASCADE)
     access_token_id = models.BigIntegerField(null=True)
     token_family = models.UUIDField(null=True)
     redeemed_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RedeemedCodeQuerySet.as_manager()
 
 
 class AccessAccount(models.Model):

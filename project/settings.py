@@ -44,13 +44,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # Before oauth2_provider: its cleartokens extends django-oauth-toolkit's.
+    "oidc_provider",
     "oauth2_provider",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
-    "oidc_provider",
     "console",
 ]
 

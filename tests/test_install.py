@@ -165,3 +165,9 @@ def test_ak_sk_client_credentials(team_site):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["scope"] == "read" and "refresh_token" not in body and "id_token" not in body
+
+
+def test_cleartokens_in_the_documented_app_order_is_the_providers(team_site):
+    """docs/install.md lists oidc_provider first, so cron's cleartokens also forgets spent codes."""
+    out = _run([team_site["python"], "manage.py", "cleartokens"], team_site["site"], team_site["env"])
+    assert "expired redeemed code(s)" in out

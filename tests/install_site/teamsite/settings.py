@@ -17,12 +17,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "accounts",
     # docs/install.md, step 2:
+    "oidc_provider",
     "oauth2_provider",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "oidc_provider",
     "console",
 ]
 MIDDLEWARE = [
