@@ -17,8 +17,9 @@ own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' con
 - ``first(model, field, value, related)``: the row whose ``field`` equals ``value``, or None,
   with the ``related`` chain joined and cached as ``select_related`` would.
 - ``delete(model, cleared=(), **equals)``: rows nothing else points at (any more), in one DELETE.
-- ``with Chain(model, **equals):``: on PostgreSQL, a DELETE and the INSERTs made inside the
-  block in one statement, the INSERTs only if the DELETE removed a row (a code exchange).
+- ``with Chain(model, **equals):``: a DELETE and the INSERTs made inside the block, the
+  INSERTs only if the DELETE removed a row (a code exchange): one statement on PostgreSQL,
+  one short transaction on SQLite.
 - ``read_first(connection, read)``: a request's first read, standing in for the
   ``CONN_HEALTH_CHECKS`` probe (used by ``first()`` and by config_cache's version read).
 """
@@ -266,12 +267,15 @@ def _link(instance, links):
         setattr(instance, attname, other.pk)
 
 
-# -- chains: a DELETE and the INSERTs that depend on it, in one statement on PostgreSQL --
+# -- chains: a DELETE and the INSERTs that depend on it, written together --
 
 
 def can_chain(using, delete_model, insert_models):
-    """Whether a :class:`Chain` writes these models with one statement on this database."""
-    if connections[using].vendor != "postgresql" or any(router.db_for_write(m) != using for m in insert_models):
+    """Whether a :class:`Chain` can write these models on this database."""
+    connection = connections[using]
+    if connection.vendor not in ("postgresql", "sqlite") or not connection.features.can_return_columns_from_insert:
+        return False
+    if any(router.db_for_write(m) != using for m in insert_models):
         return False
     if any(signal.has_listeners(delete_model) for signal in (pre_delete, post_delete)) or _referenced(delete_model):
         return False
@@ -282,12 +286,15 @@ def can_chain(using, delete_model, insert_models):
 
 
 class Chain:
-    """One DELETE and the INSERTs made while the chain is open, sent as one statement.
+    """One DELETE and the INSERTs made while the chain is open, written when it closes.
 
-    Each INSERT selects from the DELETE's result (data-modifying CTEs), so when another
-    request deleted the row first nothing is inserted: the statement is atomic on its own,
-    and a redeemed code needs no BEGIN/COMMIT round trips. A foreign key (or ``links``) to
-    an earlier row of the chain takes that row's id from its INSERT's RETURNING.
+    On PostgreSQL, one statement: each INSERT selects from the DELETE's result
+    (data-modifying CTEs), so when another request deleted the row first nothing is
+    inserted; the statement is atomic on its own, and a redeemed code needs no BEGIN/COMMIT
+    round trips. On SQLite, the statements back to back in one transaction, every value
+    converted before it begins: the database's one write lock is held for the statements
+    alone, not for the Python that builds the rows. A foreign key (or ``links``) to an
+    earlier row of the chain takes that row's id from its INSERT's RETURNING.
     """
 
     def __init__(self, model, **equals):
@@ -324,8 +331,10 @@ class Chain:
         raise ValueError(f"{type(other).__name__} is not a row of this chain: write it first")
 
     def execute(self):
-        """Run the statement; the number of rows the DELETE removed (0: nothing was written)."""
+        """Write the chain; the number of rows the DELETE removed (0: nothing was written)."""
         connection = connections[self.using]
+        if connection.vendor != "postgresql":
+            return self._execute_in_turn(connection)
         shape = (self.delete_model, tuple(sorted(self.equals)), self.using,
                  tuple((type(row), tuple(sorted(refs.items()))) for row, refs in self.rows))
         if shape not in _chains:
@@ -340,6 +349,36 @@ class Chain:
         self.deleted = deleted
         if not deleted:
             return 0
+        self._written(pks)
+        return deleted
+
+    def _execute_in_turn(self, connection):
+        key = (self.delete_model, tuple(sorted(self.equals)), self.using)
+        if key not in _deletes:
+            _deletes[key] = _prepare_delete(self.delete_model, self.equals, connection)
+        delete_sql, delete_fields = _deletes[key]
+        delete_params = _equal_params(delete_fields, self.equals, connection)
+        inserts = []
+        for instance, refs in self.rows:
+            fields, sql, _returning = _prepared(type(instance), self.using)
+            params = [None if f.attname in refs else f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+            linked = [(position, refs[f.attname]) for position, f in enumerate(fields) if f.attname in refs]
+            inserts.append((sql, params, linked))
+        pks = []
+        with transaction.atomic(using=self.using, savepoint=False), connection.cursor() as cursor:
+            cursor.execute(delete_sql, delete_params)
+            self.deleted = cursor.rowcount
+            if not self.deleted:
+                return 0
+            for sql, params, linked in inserts:
+                for position, index in linked:
+                    params[position] = pks[index]
+                cursor.execute(sql, params)
+                pks.append(cursor.fetchone()[0])
+        self._written(pks)
+        return self.deleted
+
+    def _written(self, pks):
         for (instance, _refs), pk in zip(self.rows, pks):
             instance.pk = pk
             instance._state.adding = False
@@ -347,7 +386,6 @@ class Chain:
         for instance, refs in self.rows:
             for attname, index in refs.items():
                 setattr(instance, attname, self.rows[index][0].pk)
-        return deleted
 
     def _prepare(self, connection):
         qn = connection.ops.quote_name

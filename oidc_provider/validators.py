@@ -400,9 +400,9 @@ class OIDCValidator(OAuth2Validator):
             # CONTRACT §4: a refresh token only for applications that may refresh.
             del token["refresh_token"]
         code = request.code if request.grant_type == "authorization_code" else None
-        # Everything is validated and signed by now; the writes are one statement on
-        # PostgreSQL for a code (a Chain), else one transaction (on SQLite, the database's
-        # write lock). A lone access token needs neither.
+        # Everything is validated and signed by now. A code's writes are a Chain (one
+        # statement on PostgreSQL, one short transaction on SQLite); other writes, one
+        # transaction (on SQLite, the database's write lock). A lone access token needs neither.
         chain = self._code_exchange_chain(code, request)
         writes = [code, token.get("refresh_token"), getattr(request, "pending_id_token", None)]
         if chain is not None:
@@ -450,9 +450,10 @@ class OIDCValidator(OAuth2Validator):
 
     @staticmethod
     def _code_exchange_chain(code, request):
-        """On PostgreSQL, the Grant's DELETE and the exchange's four INSERTs as one statement:
-        one round trip where a transaction makes seven, with the same single use (the INSERTs
-        happen only if this request deleted the Grant). None where that cannot be done."""
+        """The Grant's DELETE and the exchange's four INSERTs, written when the block closes,
+        the INSERTs only if this request deleted the Grant (single use). On PostgreSQL one
+        statement, one round trip where a transaction makes seven; on SQLite the write lock
+        is held for the five statements alone. None where that cannot be done."""
         models = [get_id_token_model(), get_access_token_model(), get_refresh_token_model(), RedeemedCode]
         if not code or not statements.can_chain(router.db_for_write(get_grant_model()), get_grant_model(), models):
             return None
