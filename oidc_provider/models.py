@@ -314,8 +314,10 @@ class RedeemedCodeQuerySet(models.QuerySet):
 
 
 class RedeemedCode(models.Model):
-    """A spent authorization code, kept until it expires so a replay can revoke what it
-    issued; ``manage.py cleartokens`` deletes it after that."""
+    """A spent authorization code whose exchange issued no refresh token, kept until it
+    expires so a replay can revoke the access token it issued; ``manage.py cleartokens``
+    deletes it after that. (An exchange that issued a refresh token needs no row: its token
+    family is derived from the code, see validators.code_token_family.)"""
 
     code_digest = models.CharField(max_length=64, unique=True)
     application = models.ForeignKey(Application, on_delete=models.CASCADE)

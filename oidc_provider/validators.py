@@ -83,6 +83,12 @@ def code_digest(code):
     return hashlib.sha256(code.encode()).hexdigest()
 
 
+def code_token_family(code):
+    """The refresh token family of the tokens a code's exchange issues, derived from the
+    code: a replay of the code finds what to revoke by it, with no row of its own."""
+    return uuid.UUID(bytes=hashlib.sha256(b"oidc_provider token family\x00" + code.encode()).digest()[:16], version=4)
+
+
 class OIDCValidator(OAuth2Validator):
     oidc_claim_scope = claims.CLAIM_SCOPES
 
@@ -245,18 +251,28 @@ class OIDCValidator(OAuth2Validator):
             if grant.claims:
                 request.claims = json.loads(grant.claims)
             return True
-        spent = RedeemedCode.objects.filter(code_digest=code_digest(code), application=client).first()
-        if spent is not None:
-            self._revoke_issued(spent)
+        if self._revoke_what_it_issued(code, client):
             signals.code_replayed.send(sender=type(self), application=client, request=request)
         return False
 
-    def _revoke_issued(self, spent):
-        AccessToken = get_access_token_model()
-        for token in AccessToken.objects.filter(pk=spent.access_token_id):
+    @staticmethod
+    def _revoke_what_it_issued(code, client):
+        """A spent code presented again (RFC 6749 §4.1.2): revoke the tokens it issued; False
+        when it was never redeemed. An exchange that issued a refresh token is found by its
+        token family (code_token_family), one that did not by its RedeemedCode row."""
+        RefreshToken = get_refresh_token_model()
+        family = code_token_family(code)
+        if RefreshToken.objects.filter(token_family=family, application=client).exists():
+            RefreshToken.revoke_family(family)
+            return True
+        spent = RedeemedCode.objects.filter(code_digest=code_digest(code), application=client).first()
+        if spent is None:
+            return False
+        for token in get_access_token_model().objects.filter(pk=spent.access_token_id):
             revoke_access_token(token)
-        if spent.token_family:
-            get_refresh_token_model().revoke_family(spent.token_family)
+        if spent.token_family:  # a row written before families came from the code
+            RefreshToken.revoke_family(spent.token_family)
+        return True
 
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
         # Done by save_bearer_token, in the transaction that saves the tokens.
@@ -274,14 +290,10 @@ class OIDCValidator(OAuth2Validator):
         request.redeemed_code = code
 
     def _record_redeemed(self, code, request):
+        # Only for an exchange without a refresh token; one with is found by its family.
         access_token = getattr(request, "issued_access_token", None)
-        refresh_token = getattr(request, "issued_refresh_token", None)
         statements.insert(
-            RedeemedCode(
-                code_digest=code_digest(code),
-                application=request.client,
-                token_family=refresh_token.token_family if refresh_token else None,
-            ),
+            RedeemedCode(code_digest=code_digest(code), application=request.client),
             links={"access_token_id": access_token} if access_token else None,
         )
 
@@ -424,7 +436,7 @@ class OIDCValidator(OAuth2Validator):
                 result = self._save_rotated_tokens(token, request)
             else:
                 result = self._save_bearer_token(token, request, *args, **kwargs)
-            if code:
+            if code and getattr(request, "issued_refresh_token", None) is None:
                 self._record_redeemed(code, request)
         if chain is not None:
             self._redeem_code(code, request, deleted=chain.deleted)
@@ -450,7 +462,7 @@ class OIDCValidator(OAuth2Validator):
 
     @staticmethod
     def _code_exchange_chain(code, request):
-        """The Grant's DELETE and the exchange's four INSERTs, written when the block closes,
+        """The Grant's DELETE and the exchange's three or four INSERTs, written when the block closes,
         the INSERTs only if this request deleted the Grant (single use). On PostgreSQL one
         statement, one round trip where a transaction makes seven; on SQLite the write lock
         is held for the five statements alone. None where that cannot be done."""
@@ -483,12 +495,20 @@ class OIDCValidator(OAuth2Validator):
             user=request.user,
             application=request.client,
             access_token=access_token,
-            token_family=previous_refresh_token.token_family if previous_refresh_token else uuid.uuid4(),
+            token_family=self._token_family(request, previous_refresh_token),
             resource=getattr(request, "resource", []),
         )
         self._set_token_value(refresh_token, refresh_token_code)
         request.issued_refresh_token = statements.insert(refresh_token)
         return refresh_token
+
+    @staticmethod
+    def _token_family(request, previous_refresh_token):
+        if previous_refresh_token is not None:
+            return previous_refresh_token.token_family
+        if request.grant_type == "authorization_code" and request.code:
+            return code_token_family(request.code)
+        return uuid.uuid4()
 
     def _load_access_token(self, token):
         # DOT's lookup, with the user's `sub` in the same query (userinfo needs it) and the

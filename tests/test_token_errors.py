@@ -42,6 +42,39 @@ def test_code_reuse_fails_and_revokes_tokens_issued_from_it(logged_in, web_app):
     assert _error(refresh) == "invalid_grant"
 
 
+def test_code_reuse_after_a_refresh_revokes_the_rotated_tokens_too(logged_in, web_app):
+    code = get_code(logged_in, web_app)["code"]
+    first = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret).json()
+    rotated = logged_in.post(
+        "/oidc/token", {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret),
+    ).json()
+    assert _error(exchange(logged_in, web_app, code, secret=web_app.plaintext_secret)) == "invalid_grant"
+    assert logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {rotated['access_token']}").status_code == 401
+    refresh = logged_in.post(
+        "/oidc/token", {"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]},
+        HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret),
+    )
+    assert _error(refresh) == "invalid_grant"
+
+
+def test_code_reuse_without_a_refresh_token_revokes_the_access_token(logged_in, db):
+    app = ApplicationFactory(application_type=policy.WEB, grant_types=["authorization_code"])
+    code = get_code(logged_in, app)["code"]
+    first = exchange(logged_in, app, code, secret=app.plaintext_secret).json()
+    assert "refresh_token" not in first and RedeemedCode.objects.count() == 1
+    assert _error(exchange(logged_in, app, code, secret=app.plaintext_secret)) == "invalid_grant"
+    assert logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {first['access_token']}").status_code == 401
+
+
+def test_a_spent_code_presented_by_another_client_revokes_nothing(logged_in, web_app, db):
+    code = get_code(logged_in, web_app)["code"]
+    first = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret).json()
+    other = ApplicationFactory(application_type=policy.WEB, grant_types=["authorization_code", "refresh_token"])
+    assert _error(exchange(logged_in, other, code, secret=other.plaintext_secret)) == "invalid_grant"
+    assert logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {first['access_token']}").status_code == 200
+
+
 @pytest.mark.django_db(transaction=True)  # the failed exchange rolls its own transaction back, as in production
 def test_a_code_spent_by_another_request_after_validation_issues_nothing(logged_in, web_app, monkeypatch):
     """The race two parallel exchanges run, made certain: the Grant goes between this request's
