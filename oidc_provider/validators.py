@@ -462,10 +462,10 @@ class OIDCValidator(OAuth2Validator):
 
     @staticmethod
     def _code_exchange_chain(code, request):
-        """The Grant's DELETE and the exchange's three or four INSERTs, written when the block closes,
-        the INSERTs only if this request deleted the Grant (single use). On PostgreSQL one
+        """The Grant's DELETE and the exchange's INSERTs, written when the block closes, the
+        INSERTs only if this request deleted the Grant (single use). On PostgreSQL one
         statement, one round trip where a transaction makes seven; on SQLite the write lock
-        is held for the five statements alone. None where that cannot be done."""
+        is held for those statements alone. None where that cannot be done."""
         models = [get_id_token_model(), get_access_token_model(), get_refresh_token_model(), RedeemedCode]
         if not code or not statements.can_chain(router.db_for_write(get_grant_model()), get_grant_model(), models):
             return None
