@@ -296,8 +296,8 @@ class RedeemedCodeQuerySet(models.QuerySet):
     def expired(self):
         """Codes that would have expired by now even unspent: a replay of one is refused as
         unknown, with nothing left to revoke by it (node oidc-provider keeps consumed codes
-        as long, too). A code lives AUTHORIZATION_CODE_EXPIRE_SECONDS from its issue and was
-        redeemed after that, so this cut-off never drops a code that could still be live."""
+        as long, too). A code lives AUTHORIZATION_CODE_EXPIRE_SECONDS from its issue and is
+        redeemed after its issue, so a record older than that lifetime is of an expired code."""
         from oauth2_provider.settings import oauth2_settings
 
         return self.filter(redeemed_at__lt=timezone.now() - timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS))

@@ -96,7 +96,7 @@ def insert(instance, links=None, durable=True):
         sql += _NOT_DURABLE
     if pre_save.has_listeners(model):
         pre_save.send(sender=model, instance=instance, raw=False, using=using, update_fields=None)
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    params = _db_values(instance, fields, connection)
     with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
         cursor.execute(sql, params)
         if returning:
@@ -237,14 +237,18 @@ def delete(model, cleared=(), **equals):
     connection = connections[using]
     if any(signal.has_listeners(model) for signal in (pre_delete, post_delete)) or _referenced(model, cleared):
         return model._default_manager.using(using).filter(**equals).delete()[0]
-    key = (model, tuple(sorted(equals)), using)
-    if key not in _deletes:
-        _deletes[key] = _prepare_delete(model, equals, connection)
-    sql, fields = _deletes[key]
+    sql, fields = _delete_statement(model, equals, using, connection)
     params = _equal_params(fields, equals, connection)
     with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def _delete_statement(model, equals, using, connection):
+    key = (model, tuple(sorted(equals)), using)
+    if key not in _deletes:
+        _deletes[key] = _prepare_delete(model, equals, connection)
+    return _deletes[key]
 
 
 def _prepare_delete(model, equals, connection):
@@ -260,6 +264,11 @@ def _equal_params(fields, equals, connection):
 
 def _referenced(model, cleared=()):
     return any(rel.on_delete is not DO_NOTHING and rel.field not in cleared for rel in model._meta.related_objects)
+
+
+def _db_values(instance, fields, connection, skip=()):
+    """The row's values for ``fields`` as the ORM would write them (None for ``skip``'s attnames)."""
+    return [None if f.attname in skip else f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
 
 
 def _link(instance, links):
@@ -342,7 +351,7 @@ class Chain:
         sql, delete_fields, inserts = _chains[shape]
         params = _equal_params(delete_fields, self.equals, connection)
         for (instance, _refs), fields in zip(self.rows, inserts):
-            params += [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+            params += _db_values(instance, fields, connection)
         with transaction.mark_for_rollback_on_error(self.using), connection.cursor() as cursor:
             cursor.execute(sql, params)
             deleted, *pks = cursor.fetchone()
@@ -353,15 +362,12 @@ class Chain:
         return deleted
 
     def _execute_in_turn(self, connection):
-        key = (self.delete_model, tuple(sorted(self.equals)), self.using)
-        if key not in _deletes:
-            _deletes[key] = _prepare_delete(self.delete_model, self.equals, connection)
-        delete_sql, delete_fields = _deletes[key]
+        delete_sql, delete_fields = _delete_statement(self.delete_model, self.equals, self.using, connection)
         delete_params = _equal_params(delete_fields, self.equals, connection)
         inserts = []
         for instance, refs in self.rows:
             fields, sql, _returning = _prepared(type(instance), self.using)
-            params = [None if f.attname in refs else f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+            params = _db_values(instance, fields, connection, skip=refs)
             linked = [(position, refs[f.attname]) for position, f in enumerate(fields) if f.attname in refs]
             inserts.append((sql, params, linked))
         pks = []
