@@ -369,6 +369,16 @@ class AgainstSite(OursSite):
         self.env["PYTHONPATH"] = str(tree)
 
 
+class SqliteSite(OursSite):
+    """Our project on SQLite while the run's DATABASE_URL is PostgreSQL (``run.py --with-sqlite``):
+    both databases measured interleaved, so that their ratio is free of the machine's drift."""
+
+    kind = "sqlite"
+
+    def __init__(self, tmp, workers=2):
+        super().__init__(tmp, workers, None)
+
+
 class DotSite(DjangoSite):
     """The plain django-oauth-toolkit baseline (bench/dot_site.py), generated into the temp folder."""
 
@@ -425,7 +435,8 @@ def make_tmp():
 # One description per (scenario, target), used by wrk (as Lua arguments), by the Python
 # login generator, and by profile.py (as WSGI calls).
 
-OURS_KINDS = ("ours", "against")  # our project: the working tree, or another revision (run.py --against)
+# Our project: the working tree, another revision (run.py --against), or on SQLite (run.py --with-sqlite).
+OURS_KINDS = ("ours", "against", "sqlite")
 
 AUTH_QUERY = {"response_type": "code", "scope": "openid profile email", "state": "bench-state", "nonce": "bench-nonce",
               "code_challenge_method": "S256"}

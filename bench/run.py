@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib  # noqa: E402
 import loadgen  # noqa: E402
-from benchlib import AgainstSite, DotSite, FloorSite, OursSite  # noqa: E402
+from benchlib import AgainstSite, DotSite, FloorSite, OursSite, SqliteSite  # noqa: E402
 
 SCENARIOS = {
     "client_credentials": "POST /token grant_type=client_credentials, service app, HTTP Basic",
@@ -62,8 +62,13 @@ def parse_args(argv=None):
     p.add_argument("--against", metavar="REV",
                    help="also serve our project at this git revision (e.g. HEAD~1), interleaved with the working "
                         "tree in every round: an A/B of a change that the machine's drift hits alike")
+    p.add_argument("--with-sqlite", action="store_true",
+                   help="with DATABASE_URL on PostgreSQL, also serve our project on SQLite, interleaved in every "
+                        "round: the PostgreSQL/SQLite ratio without the machine's drift between two runs")
     args = p.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if args.with_sqlite and not benchlib.is_postgres(os.environ.get("DATABASE_URL", "")):
+        p.error("--with-sqlite compares with PostgreSQL: set DATABASE_URL=postgres://...")
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
@@ -129,14 +134,17 @@ def build_targets(args, sites):
     The floor's label names its request shape; scenarios of the same shape share one
     measurement of it per round.
     """
-    per_site = {kind: benchlib.specs(site) for kind, site in sites.items() if kind in ("ours", "against", "dot")}
+    kinds = ("ours", "against", "sqlite", "dot")
+    per_site = {kind: benchlib.specs(site) for kind, site in sites.items() if kind in kinds}
     targets = {}
     for scenario in args.scenarios:
         rows = []
-        for kind in ("ours", "against", "dot"):
+        for kind in kinds:
             for label, spec in per_site.get(kind, {}).get(scenario, []):
                 if kind == "against":
                     label = f"ours at {sites[kind].rev}"
+                elif kind == "sqlite":
+                    label = "ours on SQLite"
                 rows.append((label, sites[kind], spec))
         if "floor" in sites and rows:
             template = rows[0][2]
@@ -196,7 +204,7 @@ def summarise(targets, results):
             if row["server"] == "ours":
                 row["vs_baseline"] = ours / baseline if baseline else None
                 row["vs_floor"] = ours / floor if floor else None
-            elif row["server"].startswith(("dot (hashed", "ours at ")):
+            elif row["server"].startswith(("dot (hashed", "ours at ", "ours on SQLite")):
                 row["vs_baseline"] = ours / row["median"] if row["median"] else None
     return rows
 
@@ -226,7 +234,8 @@ def print_table(rows, header):
     print("req/s: responses that were 2xx with the expected body, per second (login: whole round trips per second;")
     print("p50/p99 then of the round trip). errors: non-2xx + unexpected bodies + socket errors, all rounds.")
     print("ours/baseline: ours vs DOT with an unhashed secret (where secrets matter) or DOT; on the hashed-DOT row")
-    print("and on the 'ours at REV' row (--against), ours vs that row. ours/floor: ours vs the bare WSGI app driven")
+    print("and on the 'ours at REV' (--against) and 'ours on SQLite' (--with-sqlite: PostgreSQL/SQLite) rows, ours vs")
+    print("that row. ours/floor: ours vs the bare WSGI app driven")
     print("by the same request shape (measured once per round and shape, shown under each scenario of that shape).")
     print("server CPU ms/req: CPU time the server's gunicorn processes (and, on PostgreSQL, the backends serving its")
     print("database) spent per successful request (median of rounds);")
@@ -272,6 +281,8 @@ def main(argv=None):
             sites["ours"] = OursSite(tmp, args.workers, pg_url)
         if args.against:
             sites["against"] = AgainstSite(tmp, args.against, args.workers, pg_url)
+        if args.with_sqlite:
+            sites["sqlite"] = SqliteSite(tmp, args.workers)
         if "dot" in args.servers:
             sites["dot"] = DotSite(tmp, args.workers, pg_url)
         if "floor" in args.servers:

@@ -109,7 +109,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _env_bool("DJANGO_DB_PREPARED_STATEMENTS", True):
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Its health check looks at the socket instead of a SELECT 1 round trip per request.
+    DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql" if os.environ.get("XSTOCK") else "project.postgresql"
+if DATABASES["default"]["ENGINE"] in ("project.postgresql", "django.db.backends.postgresql") and _env_bool("DJANGO_DB_PREPARED_STATEMENTS", True):
     # The hot statements are the same text every time: bound and prepared on the server
     # (psycopg prepares a statement after its 5th use on a connection), PostgreSQL skips
     # parsing and planning them; userinfo measured 1.4x faster. Set

@@ -100,6 +100,38 @@ def test_a_regenerated_secret_replaces_the_old_one_at_once(client, db):
     assert client.post("/oidc/token", body, HTTP_AUTHORIZATION=basic_auth(app.client_id, "second-secret")).status_code == 200
 
 
+def test_introspection_sees_a_change_another_process_made(client, db):
+    """Introspection reads the token before the client is authenticated, with the config
+    version in the same SELECT; a change another process committed still applies at once."""
+    body = {"grant_type": "client_credentials", "scope": "read"}
+    app = Application.objects.create(
+        name="Introspecting", application_type=policy.SERVICE, grant_types=[policy.CLIENT_CREDENTIALS],
+        client_secret="first-secret",
+    )
+    token = client.post("/oidc/token", body, HTTP_AUTHORIZATION=basic_auth(app.client_id, "first-secret")).json()["access_token"]
+
+    def introspect(secret):
+        return client.post("/oidc/token/introspection", {"token": token}, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
+
+    assert introspect("first-secret").json()["active"] is True
+    # Another process sets a new secret: rows only, no signal reaches this process's copy.
+    other = Application.objects.create(name="Donor", application_type=policy.SERVICE, client_secret="second-secret")
+    config_cache.observe(ConfigVersion.objects.get(pk=1).value, committed=False)  # this process has seen that state
+    stored = Application.objects.filter(pk=other.pk).values_list("client_secret", flat=True).get()
+    Application.objects.filter(pk=app.pk).update(client_secret=stored)
+    ConfigVersion.objects.filter(pk=1).update(value=ConfigVersion.objects.get(pk=1).value + 1)
+    sent = []
+    with connection.execute_wrapper(lambda execute, sql, *args: sent.append(sql) or execute(sql, *args)):
+        refused = introspect("first-secret")
+    assert refused.status_code == 401, refused.content
+    assert introspect("second-secret").json()["active"] is True
+    # The token's SELECT carried the version that refused the old secret (then the changed
+    # application was read again); no SELECT of the version alone.
+    version_table = ConfigVersion._meta.db_table
+    assert "token_checksum" in sent[0] and version_table in sent[0], sent
+    assert not any(version_table in sql for sql in sent[1:]), sent
+
+
 def test_a_bulk_update_applies_once_changed_is_called(client, db):
     app = Application.objects.create(
         name="Bulk", application_type=policy.SERVICE, grant_types=[policy.CLIENT_CREDENTIALS], client_secret="bulk-secret",

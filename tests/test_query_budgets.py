@@ -41,9 +41,10 @@ BUDGETS = {
     # token+user+sub with the config version as one more column; the token's application
     # (cached after the first request).
     "userinfo": 2,
-    # version (client authentication reads it first), token+user+sub, the token's application
-    # by id (cached after the first request).
-    "introspection": 3,
+    # token+user+sub with the config version as one more column (read ahead of the client's
+    # authentication, which needs the version); the token's application by id (cached after
+    # the first request).
+    "introspection": 2,
 }
 
 
