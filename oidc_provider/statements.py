@@ -27,7 +27,8 @@ own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' con
 from contextvars import ContextVar
 
 from django.db import InterfaceError, OperationalError, connections, router, transaction
-from django.db.models import DO_NOTHING
+from django.conf import settings
+from django.db.models import DO_NOTHING, DateTimeField
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from . import config_cache
@@ -268,7 +269,19 @@ def _referenced(model, cleared=()):
 
 def _db_values(instance, fields, connection, skip=()):
     """The row's values for ``fields`` as the ORM would write them (None for ``skip``'s attnames)."""
-    return [None if f.attname in skip else f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    return [None if f.attname in skip else _prep_save(f, f.pre_save(instance, True), connection) for f in fields]
+
+
+def _prep_save(field, value, connection):
+    """``field.get_db_prep_save(value, connection)``; for Django's own DateTimeField and an
+    aware value (every timestamp a token row gets), the same result without the generic
+    checks, a third of the time (a code exchange writes eight of them)."""
+    if type(field) is DateTimeField and getattr(value, "utcoffset", None) is not None and value.utcoffset() is not None:
+        if connection.vendor == "postgresql":
+            return value  # Django's PostgreSQL backend passes aware datetimes to psycopg as they are
+        if connection.vendor == "sqlite" and settings.USE_TZ:
+            return str(value.astimezone(connection.timezone).replace(tzinfo=None))
+    return field.get_db_prep_save(value, connection)
 
 
 def _link(instance, links):

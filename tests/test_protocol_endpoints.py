@@ -3,12 +3,16 @@
 import pytest
 from django.conf import settings as site_settings
 from django.test import Client, override_settings
+from django.urls import include, path
 
 from oidc_provider import policy
 from tests.factories import ApplicationFactory
 from tests.helpers import basic_auth
 
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans"}
+
+# A site that mounts the provider elsewhere (ROOT_URLCONF = this module).
+urlpatterns = [path("idp/", include("oidc_provider.urls"))]
 
 
 @pytest.fixture
@@ -75,3 +79,15 @@ def test_a_site_without_the_middleware_serves_the_same_answers(service_app):
     assert response.status_code == 200, response.content
     assert response.json()["token_type"] == "Bearer"
     assert Client().get("/oidc/.well-known/jwks.json").json()["keys"]
+
+
+def test_a_new_urlconf_applies_to_the_protocol_endpoints_at_once(service_app):
+    """The middleware remembers where the endpoints are; not past a change of URLconf."""
+    client = Client()
+    assert _cc(client, service_app).status_code == 200
+    with override_settings(ROOT_URLCONF=__name__):
+        assert _cc(client, service_app).status_code == 404
+        moved = client.post("/idp/token", {"grant_type": "client_credentials", "scope": "read"},
+                            HTTP_AUTHORIZATION=basic_auth(service_app.client_id, service_app.plaintext_secret))
+        assert moved.status_code == 200, moved.content
+    assert _cc(client, service_app).status_code == 200
