@@ -11,8 +11,9 @@ from datetime import timedelta
 from urllib.parse import unquote_plus
 
 import jwt
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.db.models import Min, OuterRef, Subquery
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from oauth2_provider.models import (
     AbstractAccessToken,
@@ -48,9 +49,11 @@ log = logging.getLogger(__name__)
 issued_access_token = ContextVar("issued_access_token", default=None)
 
 
-# The access token an introspection request asked about, read before its client was
-# authenticated: (checksum, token or None). See ahead_of_introspection().
+# The token a request names, read before its client was authenticated (read_ahead()):
+# (checksum, row or None) of the access token an introspection asks about, and of the live
+# refresh token a refresh presents.
 _introspected = ContextVar("introspected_access_token", default=None)
+_presented_refresh = ContextVar("presented_refresh_token", default=None)
 
 
 def _token_checksum(token):
@@ -65,24 +68,63 @@ def _read_access_token(checksum):
     )
 
 
-class ahead_of_introspection:
-    """Read the access token an introspection request names before its client is
-    authenticated: its SELECT then carries config_cache's version, which the client's
-    authentication needs first, so the whole request is one round trip, not two.
-    Nothing of the row is used unless the client authenticates (introspect_token)."""
+def _read_live_refresh_token(checksum):
+    """The unrevoked refresh token with this checksum (its access token, user and ``sub``
+    joined, its family's birth when families have a maximum lifetime), or None; locked
+    inside a transaction; config_cache's version in the same SELECT, as above."""
+    model = get_refresh_token_model()
+    live = model.objects.select_related("access_token", "user__oidc_subject")
+    if oidc_settings.REFRESH_TOKEN_MAX_TTL:
+        family = model.objects.filter(token_family=OuterRef("token_family")).order_by("created").values("created")[:1]
+        live = live.annotate(family_born=Subquery(family))
+    using = router.db_for_read(model)
+    connection = connections[using]
+    version = config_cache.version_sql(connection, using)
+    if version is not None:
+        live = live.annotate(oidc_config_version=RawSQL(version, ()))
+    committed = not connection.in_atomic_block
+    rt = next(iter(_locking(live).filter(token_checksum=checksum, revoked__isnull=True)[:1]), None)
+    if rt is not None and version is not None:
+        config_cache.observe(rt.oidc_config_version, committed)
+    return rt
 
-    def __init__(self, token):
+
+class read_ahead:
+    """Read the token a request names before its client is authenticated. That SELECT then
+    carries config_cache's version, which the client's authentication needs first: one
+    round trip, not two. Nothing of the row is used unless the client authenticates.
+
+    ``read_ahead.introspection(token)`` around an introspection, ``read_ahead.refresh(token)``
+    around a refresh request's first attempt (not its serialised retry, which locks the row).
+    """
+
+    def __init__(self, var, read, token):
+        self.var, self.read = var, read
         self.token = token if isinstance(token, str) and token else None
+
+    @classmethod
+    def introspection(cls, token):
+        return cls(_introspected, _read_access_token, token)
+
+    @classmethod
+    def refresh(cls, token):
+        return cls(_presented_refresh, _read_live_refresh_token, token)
 
     def __enter__(self):
         if self.token is not None:
             checksum = _token_checksum(self.token)
-            self._reset = _introspected.set((checksum, _read_access_token(checksum)))
+            self._reset = self.var.set((checksum, self.read(checksum)))
         return self
 
     def __exit__(self, *exc):
         if self.token is not None:
-            _introspected.reset(self._reset)
+            self.var.reset(self._reset)
+
+    @staticmethod
+    def take(var, read, checksum):
+        """The row read ahead for this checksum, else ``read(checksum)`` now."""
+        ahead = var.get()
+        return ahead[1] if ahead is not None and ahead[0] == checksum else read(checksum)
 
 
 class RefreshTokenRaced(Exception):
@@ -391,12 +433,7 @@ class OIDCValidator(OAuth2Validator):
         access token is still paired with it and REFRESH_TOKEN_EXPIRE_SECONDS has not run
         out since that access token expired); anything else goes to DOT's own checks.
         """
-        model = get_refresh_token_model()
-        live = model.objects.select_related("access_token", "user__oidc_subject")
-        if oidc_settings.REFRESH_TOKEN_MAX_TTL:
-            family = model.objects.filter(token_family=OuterRef("token_family")).order_by("created").values("created")[:1]
-            live = live.annotate(family_born=Subquery(family))
-        rt = next(iter(_locking(live).filter(token_checksum=checksum, revoked__isnull=True)[:1]), None)
+        rt = read_ahead.take(_presented_refresh, _read_live_refresh_token, checksum)
         if rt is None or rt.access_token is None or rt.application_id != client.pk:
             return False
         expire_delta = refresh_token_expire_timedelta()
@@ -602,9 +639,7 @@ class OIDCValidator(OAuth2Validator):
         return data
 
     def _introspect_access_token(self, checksum):
-        ahead = _introspected.get()
-        token = ahead[1] if ahead is not None and ahead[0] == checksum else _read_access_token(checksum)
-        token = self._with_application(token)
+        token = self._with_application(read_ahead.take(_introspected, _read_access_token, checksum))
         if token is None or token.is_expired():
             return None
         data = self._token_claims(token, "Bearer", token.scope)

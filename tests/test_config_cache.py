@@ -132,6 +132,39 @@ def test_introspection_sees_a_change_another_process_made(client, db):
     assert not any(version_table in sql for sql in sent[1:]), sent
 
 
+def test_a_refresh_sees_a_change_another_process_made(client, db):
+    """A refresh reads its live token before the client is authenticated, with the config
+    version in the same SELECT; a change another process committed still applies at once."""
+    from django.contrib.auth import get_user_model
+
+    app = Application.objects.create(
+        name="Refreshing", application_type=policy.WEB, grant_types=[policy.AUTHORIZATION_CODE, policy.REFRESH_TOKEN],
+        redirect_uris="https://rp.example.com/callback", client_secret="first-secret", skip_authorization=True,
+    )
+    client.force_login(get_user_model().objects.create_user("refresher", password="x" * 20))
+    tokens = exchange(client, app, get_code(client, app)["code"], secret="first-secret").json()
+
+    def refresh(secret):
+        return client.post("/oidc/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+                           HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
+
+    other = Application.objects.create(name="Donor", application_type=policy.SERVICE, client_secret="second-secret")
+    config_cache.observe(ConfigVersion.objects.get(pk=1).value, committed=False)
+    stored = Application.objects.filter(pk=other.pk).values_list("client_secret", flat=True).get()
+    Application.objects.filter(pk=app.pk).update(client_secret=stored)
+    ConfigVersion.objects.filter(pk=1).update(value=ConfigVersion.objects.get(pk=1).value + 1)
+    sent = []
+    with connection.execute_wrapper(lambda execute, sql, *args: sent.append(sql) or execute(sql, *args)):
+        refused = refresh("first-secret")
+    assert refused.status_code == 401, refused.content
+    version_table = ConfigVersion._meta.db_table
+    assert "token_checksum" in sent[0] and version_table in sent[0], sent
+    assert not any(version_table in sql for sql in sent[1:]), sent
+    rotated = refresh("second-secret")
+    assert rotated.status_code == 200, rotated.content
+    assert rotated.json()["refresh_token"] != tokens["refresh_token"]
+
+
 def test_a_bulk_update_applies_once_changed_is_called(client, db):
     app = Application.objects.create(
         name="Bulk", application_type=policy.SERVICE, grant_types=[policy.CLIENT_CREDENTIALS], client_secret="bulk-secret",

@@ -31,10 +31,10 @@ BUDGETS = {
     # PostgreSQL: Grant+user+sub+version, and one statement that deletes the Grant and inserts
     # the ID, access and refresh tokens and the redeemed code (no transaction round trips).
     "authorization_code_postgresql": 2,
-    # The live token with its user, sub and family's birth; version; its revocation (one
-    # UPDATE, judged by the rows it changed) and its access token's DELETE; INSERT ID, access
-    # and refresh tokens.
-    "refresh_token": 7,
+    # The live token with its user, sub, family's birth and the config version (read ahead of
+    # the client's authentication); its revocation (one UPDATE, judged by the rows it changed)
+    # and its access token's DELETE; INSERT ID, access and refresh tokens.
+    "refresh_token": 6,
     # version, session, user, the remembered consent, INSERT the code's Grant (the
     # application comes from config_cache, found there by the request's validation).
     "authorization": 5,

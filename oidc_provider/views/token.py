@@ -9,7 +9,7 @@ from oauth2_provider.signals import app_authorized
 from oauth2_provider.views import TokenView as DOTTokenView
 
 from ..models import Application
-from ..validators import RefreshTokenRaced, issued_access_token
+from ..validators import RefreshTokenRaced, issued_access_token, read_ahead
 from .guards import reject_malformed_input
 
 
@@ -23,8 +23,10 @@ class TokenView(DOTTokenView):
         # DELETE, a refresh token by a re-check of its row. A request that loses a refresh
         # race is run again inside one transaction, the token's row locked before it is
         # validated, so it is judged as the replay it is (family revoked, invalid_grant).
+        presented = request.POST.get("refresh_token") if request.POST.get("grant_type") == "refresh_token" else None
         try:
-            response = super().post(request, *args, **kwargs)
+            with read_ahead.refresh(presented):
+                response = super().post(request, *args, **kwargs)
         except RefreshTokenRaced:
             with transaction.atomic(using=router.db_for_write(get_access_token_model())):
                 response = super().post(request, *args, **kwargs)
