@@ -26,8 +26,8 @@ own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' con
 
 from contextvars import ContextVar
 
-from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models import DO_NOTHING, DateTimeField
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 

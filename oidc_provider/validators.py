@@ -56,7 +56,8 @@ _introspected = ContextVar("introspected_access_token", default=None)
 _presented_refresh = ContextVar("presented_refresh_token", default=None)
 
 
-def _token_checksum(token):
+def token_checksum(token):
+    """The stored digest of an access or refresh token (DOT's ``token_checksum``)."""
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
@@ -112,7 +113,7 @@ class read_ahead:
 
     def __enter__(self):
         if self.token is not None:
-            checksum = _token_checksum(self.token)
+            checksum = token_checksum(self.token)
             self._reset = self.var.set((checksum, self.read(checksum)))
         return self
 
@@ -407,7 +408,7 @@ class OIDCValidator(OAuth2Validator):
         # we announce it, and bound the family's whole life. A live token is validated
         # without a lock; save_bearer_token claims it, and a request that loses that race
         # is run again serialised (RefreshTokenRaced), its token's row locked first.
-        checksum = hashlib.sha256(refresh_token.encode("utf-8", "replace")).hexdigest()
+        checksum = token_checksum(refresh_token)
         if not self._accept_live_refresh_token(refresh_token, checksum, client, request):
             # Revoked, rotated, expired or unknown: DOT's rules (grace period, reuse
             # protection) decide, after the rows are locked.
@@ -471,7 +472,7 @@ class OIDCValidator(OAuth2Validator):
         request.rotated_refresh_token = rt
 
     def _announce_replay(self, refresh_token, client, request):
-        checksum = hashlib.sha256(refresh_token.encode("utf-8", "replace")).hexdigest()
+        checksum = token_checksum(refresh_token)
         replayed = (
             get_refresh_token_model().objects.filter(token_checksum=checksum, revoked__isnull=False)
             .values_list("token_family", flat=True).first()
@@ -587,12 +588,7 @@ class OIDCValidator(OAuth2Validator):
     def _load_access_token(self, token):
         # DOT's lookup, with the user's `sub` in the same query (userinfo needs it) and the
         # application from config_cache rather than a join.
-        checksum = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-        return self._with_application(
-            statements.first(
-                get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"), config_version=True
-            )
-        )
+        return self._with_application(_read_access_token(token_checksum(token)))
 
     def _with_application(self, token):
         if token is not None:
@@ -606,7 +602,7 @@ class OIDCValidator(OAuth2Validator):
 
         A client sees its own tokens only; an application marked as a resource server sees all.
         """
-        checksum = _token_checksum(token)
+        checksum = token_checksum(token)
         lookups = [self._introspect_access_token, self._introspect_refresh_token]
         if token_type_hint == "refresh_token":
             lookups.reverse()

@@ -100,6 +100,32 @@ def test_a_regenerated_secret_replaces_the_old_one_at_once(client, db):
     assert client.post("/oidc/token", body, HTTP_AUTHORIZATION=basic_auth(app.client_id, "second-secret")).status_code == 200
 
 
+def _set_secret_as_another_process(app, secret):
+    """Give ``app`` a new secret as another process would: rows and version only, no signal
+    reaches this process's copy (which has seen the state before)."""
+    donor = Application.objects.create(name="Donor", application_type=policy.SERVICE, client_secret=secret)
+    config_cache.observe(ConfigVersion.objects.get(pk=1).value, committed=False)
+    stored = Application.objects.filter(pk=donor.pk).values_list("client_secret", flat=True).get()
+    Application.objects.filter(pk=app.pk).update(client_secret=stored)
+    ConfigVersion.objects.filter(pk=1).update(value=ConfigVersion.objects.get(pk=1).value + 1)
+
+
+def _with_statements(send):
+    """``send()``'s result and the SQL it ran on the default database."""
+    sent = []
+    with connection.execute_wrapper(lambda execute, sql, *args: sent.append(sql) or execute(sql, *args)):
+        result = send()
+    return result, sent
+
+
+def assert_version_came_with_the_token(sent):
+    """The token's SELECT carried the version that refused the old secret (then the changed
+    application was read again); no SELECT of the version alone."""
+    version_table = ConfigVersion._meta.db_table
+    assert "token_checksum" in sent[0] and version_table in sent[0], sent
+    assert not any(version_table in sql for sql in sent[1:]), sent
+
+
 def test_introspection_sees_a_change_another_process_made(client, db):
     """Introspection reads the token before the client is authenticated, with the config
     version in the same SELECT; a change another process committed still applies at once."""
@@ -114,22 +140,11 @@ def test_introspection_sees_a_change_another_process_made(client, db):
         return client.post("/oidc/token/introspection", {"token": token}, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
 
     assert introspect("first-secret").json()["active"] is True
-    # Another process sets a new secret: rows only, no signal reaches this process's copy.
-    other = Application.objects.create(name="Donor", application_type=policy.SERVICE, client_secret="second-secret")
-    config_cache.observe(ConfigVersion.objects.get(pk=1).value, committed=False)  # this process has seen that state
-    stored = Application.objects.filter(pk=other.pk).values_list("client_secret", flat=True).get()
-    Application.objects.filter(pk=app.pk).update(client_secret=stored)
-    ConfigVersion.objects.filter(pk=1).update(value=ConfigVersion.objects.get(pk=1).value + 1)
-    sent = []
-    with connection.execute_wrapper(lambda execute, sql, *args: sent.append(sql) or execute(sql, *args)):
-        refused = introspect("first-secret")
+    _set_secret_as_another_process(app, "second-secret")
+    refused, sent = _with_statements(lambda: introspect("first-secret"))
     assert refused.status_code == 401, refused.content
     assert introspect("second-secret").json()["active"] is True
-    # The token's SELECT carried the version that refused the old secret (then the changed
-    # application was read again); no SELECT of the version alone.
-    version_table = ConfigVersion._meta.db_table
-    assert "token_checksum" in sent[0] and version_table in sent[0], sent
-    assert not any(version_table in sql for sql in sent[1:]), sent
+    assert_version_came_with_the_token(sent)
 
 
 def test_a_refresh_sees_a_change_another_process_made(client, db):
@@ -148,18 +163,10 @@ def test_a_refresh_sees_a_change_another_process_made(client, db):
         return client.post("/oidc/token", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
                            HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
 
-    other = Application.objects.create(name="Donor", application_type=policy.SERVICE, client_secret="second-secret")
-    config_cache.observe(ConfigVersion.objects.get(pk=1).value, committed=False)
-    stored = Application.objects.filter(pk=other.pk).values_list("client_secret", flat=True).get()
-    Application.objects.filter(pk=app.pk).update(client_secret=stored)
-    ConfigVersion.objects.filter(pk=1).update(value=ConfigVersion.objects.get(pk=1).value + 1)
-    sent = []
-    with connection.execute_wrapper(lambda execute, sql, *args: sent.append(sql) or execute(sql, *args)):
-        refused = refresh("first-secret")
+    _set_secret_as_another_process(app, "second-secret")
+    refused, sent = _with_statements(lambda: refresh("first-secret"))
     assert refused.status_code == 401, refused.content
-    version_table = ConfigVersion._meta.db_table
-    assert "token_checksum" in sent[0] and version_table in sent[0], sent
-    assert not any(version_table in sql for sql in sent[1:]), sent
+    assert_version_came_with_the_token(sent)
     rotated = refresh("second-secret")
     assert rotated.status_code == 200, rotated.content
     assert rotated.json()["refresh_token"] != tokens["refresh_token"]

@@ -1,6 +1,5 @@
 """The userinfo endpoint (OIDC Core 5.3)."""
 
-import hashlib
 
 from django.http import JsonResponse
 from django.utils.decorators import method_decorator
@@ -8,6 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import UserInfoView as DOTUserInfoView
 
+from ..validators import token_checksum
 from .guards import reject_malformed_input
 
 INSUFFICIENT_SCOPE = "This access token was not granted the openid scope for a user; request scope=openid."
@@ -40,8 +40,7 @@ class UserInfoView(DOTUserInfoView):
         token = _bearer(request)
         if not token:
             return False
-        checksum = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-        access_token = get_access_token_model().objects.filter(token_checksum=checksum).first()
+        access_token = get_access_token_model().objects.filter(token_checksum=token_checksum(token)).first()
         if access_token is None or access_token.is_expired():
             return False
         return access_token.user_id is None or "openid" not in access_token.scope.split()
