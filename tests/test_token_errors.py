@@ -203,3 +203,19 @@ def test_malformed_basic_auth_headers_get_401(client, db):
     for header in ("Basic", "Basic !!!", "Basic " + "A" * 5000, "Bearer x"):
         response = client.post("/oidc/token", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=header)
         assert response.status_code in (400, 401), header
+
+
+def test_error_reports_never_show_the_client_secret_or_password(client, db):
+    from django.views.debug import SafeExceptionReporterFilter
+
+    app = ApplicationFactory(application_type=policy.WEB, grant_types=["authorization_code"])
+    response = client.post(
+        "/oidc/token",
+        {"grant_type": "password", "username": "alice", "password": "pw-in-the-clear",
+         "client_id": app.client_id, "client_secret": app.plaintext_secret},
+    )
+    assert response.status_code in (400, 401)
+    shown = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert shown["client_secret"] != app.plaintext_secret and set(shown["client_secret"]) == {"*"}
+    assert shown["password"] != "pw-in-the-clear" and set(shown["password"]) == {"*"}
+    assert shown["username"] == "alice"
