@@ -91,3 +91,27 @@ def test_a_new_urlconf_applies_to_the_protocol_endpoints_at_once(service_app):
                             HTTP_AUTHORIZATION=basic_auth(service_app.client_id, service_app.plaintext_secret))
         assert moved.status_code == 200, moved.content
     assert _cc(client, service_app).status_code == 200
+
+
+@override_settings(MIDDLEWARE=[m for m in site_settings.MIDDLEWARE if "ProtocolEndpoint" not in m]
+                   + ["django.contrib.auth.middleware.LoginRequiredMiddleware"])
+def test_on_a_site_that_checks_csrf_and_requires_login_the_endpoints_stay_open_and_guarded(service_app):
+    """A team's site: CsrfViewMiddleware enforced, LoginRequiredMiddleware on. The views are
+    CSRF-exempt, need no login, and still refuse malformed input (MachineEndpoint)."""
+    client = Client(enforce_csrf_checks=True)
+    auth = basic_auth(service_app.client_id, service_app.plaintext_secret)
+    token = _cc(client, service_app)
+    assert token.status_code == 200, token.content
+    access_token = token.json()["access_token"]
+    introspection = client.post("/oidc/token/introspection", {"token": access_token}, HTTP_AUTHORIZATION=auth)
+    assert introspection.status_code == 200 and introspection.json()["active"] is True
+    # A client-credentials token has no user: userinfo answers (403, insufficient scope), not a login redirect.
+    userinfo = client.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {access_token}")
+    assert userinfo.status_code == 403 and userinfo.json()["error"] == "insufficient_scope"
+    revocation = client.post("/oidc/token/revocation", {"token": access_token}, HTTP_AUTHORIZATION=auth)
+    assert revocation.status_code == 200
+    assert client.post("/oidc/token/introspection", {"token": access_token}, HTTP_AUTHORIZATION=auth).json() == {"active": False}
+    for endpoint in ("/oidc/token", "/oidc/token/introspection", "/oidc/token/revocation", "/oidc/me"):
+        refused = client.post(endpoint, {"token": "a\x00b", "grant_type": "client_credentials"}, HTTP_AUTHORIZATION=auth)
+        assert refused.status_code == 400, (endpoint, refused.content)
+        assert refused.json()["error"] == "invalid_request" and "NUL" in refused.json()["error_description"]

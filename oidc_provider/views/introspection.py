@@ -1,14 +1,12 @@
 """Token introspection (RFC 7662) and revocation (RFC 7009), both client-authenticated."""
 
 from django.http import HttpResponse
-from django.utils.decorators import method_decorator
-from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import View
 from oauth2_provider.views import RevokeTokenView as DOTRevokeTokenView
 from oauth2_provider.views.mixins import OAuthLibMixin
 
 from ..validators import read_ahead
-from .guards import reject_malformed_input
+from .guards import MachineEndpoint
 
 
 def _no_store(response):
@@ -17,8 +15,7 @@ def _no_store(response):
     return response
 
 
-@method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
-class IntrospectionView(OAuthLibMixin, View):
+class IntrospectionView(MachineEndpoint, OAuthLibMixin, View):
     def post(self, request, *args, **kwargs):
         core = self.get_oauthlib_core()
         uri, method, body, headers = core._extract_params(request)
@@ -30,9 +27,10 @@ class IntrospectionView(OAuthLibMixin, View):
         return _no_store(response)
 
 
-@method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
-class RevocationView(DOTRevokeTokenView):
+class RevocationView(MachineEndpoint, DOTRevokeTokenView):
     """DOT's revocation: a client may revoke only its own tokens; revoking an access token revokes its refresh token."""
+
+    dispatch = View.dispatch  # see MachineEndpoint
 
     def post(self, request, *args, **kwargs):
         return _no_store(super().post(request, *args, **kwargs))

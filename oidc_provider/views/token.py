@@ -2,22 +2,22 @@
 
 from django.db import router, transaction
 from django.http import HttpResponse
-from django.utils.decorators import method_decorator
-from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import View
 from oauth2_provider.models import get_access_token_model
 from oauth2_provider.signals import app_authorized
 from oauth2_provider.views import TokenView as DOTTokenView
 
 from ..models import Application
 from ..validators import RefreshTokenRaced, issued_access_token, read_ahead
-from .guards import reject_malformed_input
+from .guards import MachineEndpoint
 
 
 SENSITIVE_POST_PARAMETERS = ("password", "client_secret")
 
 
-@method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
-class TokenView(DOTTokenView):
+class TokenView(MachineEndpoint, DOTTokenView):
+    dispatch = View.dispatch  # see MachineEndpoint
+
     def post(self, request, *args, **kwargs):
         # Single use is decided in save_bearer_token's short transaction: a code by its
         # DELETE, a refresh token by a re-check of its row. A request that loses a refresh

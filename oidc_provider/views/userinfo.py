@@ -2,13 +2,12 @@
 
 
 from django.http import JsonResponse
-from django.utils.decorators import method_decorator
-from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import UserInfoView as DOTUserInfoView
+from oauth2_provider.views.mixins import OIDCOnlyMixin
 
 from ..validators import token_checksum
-from .guards import reject_malformed_input
+from .guards import MachineEndpoint
 
 INSUFFICIENT_SCOPE = "This access token was not granted the openid scope for a user; request scope=openid."
 
@@ -18,8 +17,9 @@ def _bearer(request):
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-@method_decorator([csrf_exempt, reject_malformed_input()], name="dispatch")
-class UserInfoView(DOTUserInfoView):
+class UserInfoView(MachineEndpoint, DOTUserInfoView):
+    dispatch = OIDCOnlyMixin.dispatch  # see MachineEndpoint
+
     def _create_userinfo_response(self, request):
         response = super()._create_userinfo_response(request)
         if response.status_code in (401, 403) and self._insufficient_scope(request, response):
