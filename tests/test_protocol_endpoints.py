@@ -7,7 +7,7 @@ from django.urls import include, path
 
 from oidc_provider import policy
 from tests.factories import ApplicationFactory
-from tests.helpers import basic_auth
+from tests.helpers import authorize, basic_auth, query_of
 
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans"}
 
@@ -115,3 +115,18 @@ def test_on_a_site_that_checks_csrf_and_requires_login_the_endpoints_stay_open_a
         refused = client.post(endpoint, {"token": "a\x00b", "grant_type": "client_credentials"}, HTTP_AUTHORIZATION=auth)
         assert refused.status_code == 400, (endpoint, refused.content)
         assert refused.json()["error"] == "invalid_request" and "NUL" in refused.json()["error_description"]
+
+
+@override_settings(MIDDLEWARE=[*site_settings.MIDDLEWARE, "django.contrib.auth.middleware.LoginRequiredMiddleware"])
+def test_on_a_site_that_requires_login_authorize_answers_the_relying_party_itself(client, web_app):
+    """LoginRequiredMiddleware would send /oidc/auth to the login page before the client is
+    checked; prompt=none must come back to the relying party as login_required instead."""
+    response = authorize(client, web_app, prompt="none")
+    assert response.status_code == 302
+    assert response["Location"].startswith(web_app.redirect_uris.split()[0])
+    assert query_of(response)["error"] == "login_required"
+    # A request without prompt=none goes to our hosted login page, which answers with its form.
+    to_login = authorize(client, web_app)
+    assert to_login.status_code == 302 and to_login["Location"].startswith("/accounts/login/")
+    page = client.get(to_login["Location"])
+    assert page.status_code == 200 and page["X-Frame-Options"] == "DENY"

@@ -12,11 +12,11 @@ import jwt
 from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.middleware.csrf import CsrfViewMiddleware
-from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import View
+from oauth2_provider.compat import login_not_required
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.forms import AllowForm
 from oauth2_provider.views import AuthorizationView
@@ -27,6 +27,7 @@ from ..models import Consent
 from ..policy import normalise_response_type
 from ..scopes import describe
 from ..validators import cached_application
+from .decorated import DecoratedView
 from .guards import reject_malformed_input
 from .pages import hosted_page
 
@@ -55,8 +56,10 @@ class _Interaction(Exception):
         self.error, self.description = error, description
 
 
-@method_decorator([csrf_exempt, never_cache, hosted_page, reject_malformed_input(html=True)], name="dispatch")
-class AuthorizeView(AuthorizationView):
+class AuthorizeView(DecoratedView, AuthorizationView):
+    # A relying party's POST carries no CSRF token (our consent form does: see post()), and
+    # a site's LoginRequiredMiddleware must not answer for prompt=none (OIDC Core 3.1.2.6).
+    view_decorators = (csrf_exempt, never_cache, login_not_required, hosted_page, reject_malformed_input(html=True))
     template_name = "oidc_provider/consent.html"
     form_class = ConsentForm
     response_mode = None

@@ -8,6 +8,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.compat import login_not_required
 
+from .decorated import DecoratedView
+
 MAX_PARAMETER_LENGTH = 8192
 
 
@@ -51,16 +53,13 @@ def reject_malformed_input(html=False):
     return decorator
 
 
-class MachineEndpoint:
+
+class MachineEndpoint(DecoratedView):
     """A view that relying parties and resource servers call, never a browser's form:
     CSRF-exempt, open without a login (``LoginRequiredMiddleware``), malformed input refused.
 
-    The decorators wrap the view ``as_view()`` returns, once, as DRF's ``APIView`` does:
-    ``method_decorator`` on ``dispatch`` builds its decorators again on every request. For
-    the same reason a view based on one of django-oauth-toolkit's, whose ``dispatch`` is so
-    decorated (with the same two marks), names its undecorated ``dispatch``.
+    A view based on one of django-oauth-toolkit's names its undecorated ``dispatch``: DOT's
+    is wrapped by ``method_decorator`` in these same two marks, rebuilt on every request.
     """
 
-    @classmethod
-    def as_view(cls, **initkwargs):
-        return csrf_exempt(login_not_required(reject_malformed_input()(super().as_view(**initkwargs))))
+    view_decorators = (csrf_exempt, login_not_required, reject_malformed_input())

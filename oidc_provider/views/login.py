@@ -2,15 +2,15 @@
 
 from django.contrib.auth import views as auth_views
 from django.shortcuts import render
-from django.utils.decorators import method_decorator
 
 from .. import throttle
+from .decorated import DecoratedView
 from .guards import reject_malformed_input
 from .pages import hosted_page
 
 
-@method_decorator([hosted_page, reject_malformed_input(html=True)], name="dispatch")
-class LoginView(auth_views.LoginView):
+class LoginView(DecoratedView, auth_views.LoginView):
+    view_decorators = (hosted_page, reject_malformed_input(html=True))
     template_name = "oidc_provider/login.html"
 
     def post(self, request, *args, **kwargs):
@@ -25,6 +25,6 @@ class LoginView(auth_views.LoginView):
         return initial
 
 
-@method_decorator(hosted_page, name="dispatch")
-class LogoutView(auth_views.LogoutView):
+class LogoutView(DecoratedView, auth_views.LogoutView):
+    view_decorators = (hosted_page,)
     template_name = "oidc_provider/logged_out.html"

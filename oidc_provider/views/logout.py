@@ -2,7 +2,6 @@
 
 from django.contrib.auth import logout
 from django.shortcuts import render
-from django.utils.decorators import method_decorator
 from oauth2_provider.exceptions import (
     InvalidOIDCClientError,
     InvalidOIDCRedirectURIError,
@@ -11,12 +10,13 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 from oauth2_provider.views import RPInitiatedLogoutView
 
 from ..models import Application
+from .decorated import DecoratedView
 from .guards import reject_malformed_input
 from .pages import hosted_page
 
 
-@method_decorator([hosted_page, reject_malformed_input(html=True)], name="dispatch")
-class LogoutView(RPInitiatedLogoutView):
+class LogoutView(DecoratedView, RPInitiatedLogoutView):
+    view_decorators = (hosted_page, reject_malformed_input(html=True))
     template_name = "oidc_provider/logout_confirm.html"
 
     def get_request_application(self, id_token, client_id):

@@ -11,7 +11,6 @@ from ..models import Application
 from ..validators import RefreshTokenRaced, issued_access_token, read_ahead
 from .guards import MachineEndpoint
 
-
 SENSITIVE_POST_PARAMETERS = ("password", "client_secret")
 
 
