@@ -95,6 +95,7 @@ def dot_settings(**overrides):
         "OIDC_ENABLED": True,
         "OAUTH2_VALIDATOR_CLASS": "oidc_provider.validators.OIDCValidator",
         "OAUTH2_SERVER_CLASS": "oidc_provider.server.Server",
+        "OAUTH2_BACKEND_CLASS": "oidc_provider.oauth2_backend.OAuthLibCore",
         "SCOPES_BACKEND_CLASS": "oidc_provider.scopes.ProviderScopes",
         # Scopes are answered by our backend; DOT only needs the names to exist.
         "SCOPES": {"openid": "OpenID Connect"},

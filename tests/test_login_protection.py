@@ -85,3 +85,18 @@ def test_password_grant_locks_out_with_invalid_grant_naming_the_lockout(client, 
     body = response.json()
     assert body["error"] == "invalid_grant"
     assert "locked" in body["error_description"]
+
+
+def test_password_grant_failures_are_recorded_with_the_clients_address_and_user_agent(client, db):
+    """Authentication backends (axes, our throttle) see the token request's CGI variables
+    and headers as META, though oauthlib is handed the text entries of the environ only."""
+    user = UserFactory()
+    app = ApplicationFactory(application_type=policy.WEB, grant_types=["password"])
+    response = client.post(
+        "/oidc/token", {"grant_type": "password", "username": user.username, "password": "wrong", "scope": "openid"},
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, app.plaintext_secret), REMOTE_ADDR="10.0.0.8", HTTP_USER_AGENT="batch-job/1.0",
+    )
+    assert response.json()["error"] == "invalid_grant"
+    assert throttle.failures("10.0.0.8") == 1
+    attempt = AccessAttempt.objects.get(username=user.username)
+    assert (attempt.ip_address, attempt.user_agent) == ("10.0.0.8", "batch-job/1.0")
