@@ -13,16 +13,8 @@ from oauth2_provider import oauth2_backends
 
 class OAuthLibCore(oauth2_backends.OAuthLibCore):
     def extract_headers(self, request):
-        meta = request.META
-        headers = {name: value for name, value in meta.items() if type(value) is str}
-        # What DOT adds: the names oauthlib looks for, and its own mark of a secure request.
-        for name, variable in (("Authorization", "HTTP_AUTHORIZATION"), ("Content-Type", "CONTENT_TYPE"), ("Origin", "HTTP_ORIGIN")):
-            if variable in meta:
-                headers[name] = meta[variable]
-        headers.pop("X_DJANGO_OAUTH_TOOLKIT_SECURE", None)
-        if request.is_secure():
-            headers["X_DJANGO_OAUTH_TOOLKIT_SECURE"] = "1"
-        return headers
+        # DOT's headers (its own additions are text too), less what is not text.
+        return {name: value for name, value in super().extract_headers(request).items() if type(value) is str}
 
     def _get_escaped_full_path(self, request):
         # Nothing to escape without a query string (DOT's parses and rebuilds the URL).

@@ -53,7 +53,6 @@ def reject_malformed_input(html=False):
     return decorator
 
 
-
 class MachineEndpoint(DecoratedView):
     """A view that relying parties and resource servers call, never a browser's form:
     CSRF-exempt, open without a login (``LoginRequiredMiddleware``), malformed input refused.
