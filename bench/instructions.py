@@ -20,6 +20,10 @@ valgrind's slowed clock. The count is that of the Python process alone: on SQLit
 database's work is in it; gunicorn's own parsing (some 0.56 M instructions per request, the
 floor) is not. It says which change is cheaper, not how many requests per second a server
 makes: RSA signing, for one, costs more cycles per instruction than Python does.
+
+With ``DATABASE_URL`` on PostgreSQL, the site's database is a scratch database there, copied
+from its seeded state (``CREATE DATABASE … TEMPLATE``) before each run; the count is then the
+Python side of a request alone (Django, the driver, the socket calls), not the server's.
 """
 
 import argparse
@@ -73,12 +77,40 @@ def child(params):
         one()
 
 
-def count(site, scenario, requests, database):
+def keep_seeded(site):
+    """Keep the seeded database, for ``restore_seeded`` before each run."""
+    if site.postgres is None:
+        database = site.database_url.removeprefix("sqlite:///")
+        shutil.copyfile(database, f"{database}.seeded")
+        return
+    seeded = benchlib.ScratchPostgres(site.postgres.admin_conninfo, "seeded")
+    seeded.name = f"{site.postgres.name}_seeded"
+    _admin(site, f'CREATE DATABASE "{seeded.name}" TEMPLATE "{site.postgres.name}"')
+    benchlib.on_cleanup(seeded.drop)
+    site.seeded = seeded.name
+
+
+def restore_seeded(site):
+    if site.postgres is None:
+        db = Path(site.database_url.removeprefix("sqlite:///"))
+        for suffix in ("-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(f"{db}.seeded", db)
+        return
+    _admin(site, f'DROP DATABASE IF EXISTS "{site.postgres.name}" WITH (FORCE)')
+    _admin(site, f'CREATE DATABASE "{site.postgres.name}" TEMPLATE "{site.seeded}"')
+
+
+def _admin(site, sql):
+    import psycopg
+
+    with psycopg.connect(site.postgres.admin_conninfo, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql)
+
+
+def count(site, scenario, requests):
     """Instructions of one child run: ``requests`` requests after the warm-up."""
-    db = Path(database)
-    for suffix in ("-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(f"{db}.seeded", db)
+    restore_seeded(site)
     params = site.tmp / "instructions-params.json"
     params.write_text(json.dumps({"data": site.data, "scenario": scenario, "requests": requests}))
     env = {**site.env, "PYTHONHASHSEED": "0", "PYTHONPATH": str(site.cwd)}
@@ -118,17 +150,17 @@ def main(argv=None):
     benchlib.install_cleanup()
     tmp = benchlib.make_tmp()
     try:
-        sites = [benchlib.OursSite(tmp, 1, None)]
+        database_url = os.environ.get("DATABASE_URL")
+        sites = [benchlib.OursSite(tmp, 1, database_url)]
         if args.against:
-            sites.append(benchlib.AgainstSite(tmp, args.against, 1, None))
+            sites.append(benchlib.AgainstSite(tmp, args.against, 1, database_url))
         need = WARMUP + n2 + 5
         for site in sites:
             site.seed(codes=need, refresh=need, sessions=1)
             # What the WSGI caller's Host header makes our issuer.
             site.env["OIDC_ISSUER"] = "http://127.0.0.1:8000/oidc"
-            database = site.database_url.removeprefix("sqlite:///")
-            shutil.copyfile(database, f"{database}.seeded")
-            site.database = database
+            keep_seeded(site)
+        print(f"instructions: database {sites[0].database_label}", file=sys.stderr, flush=True)
         names = {"ours": "this tree"} | ({"against": f"at {sites[1].rev}"} if args.against else {})
         header = "| scenario | " + " | ".join(f"{names[s.kind]} (instructions/request)" for s in sites)
         header += " | this tree / against |" if args.against else " |"
@@ -136,7 +168,7 @@ def main(argv=None):
         for scenario in scenarios:
             per_request = []
             for site in sites:
-                first, second = (count(site, scenario, n, site.database) for n in (n1, n2))
+                first, second = (count(site, scenario, n) for n in (n1, n2))
                 per_request.append((second - first) / (n2 - n1))
                 print(f"instructions: {names[site.kind]} {scenario}: {per_request[-1]:,.0f} per request",
                       file=sys.stderr, flush=True)
