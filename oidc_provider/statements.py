@@ -112,62 +112,98 @@ def insert(instance, links=None, durable=True):
     return instance
 
 
-def _join_plan(model, related, connection):
-    """Tables, joins and per-table fields for ``model`` and a chain of relation names."""
+def _join_chains(related):
+    """``related`` as a tuple of chains: one chain of names, or several."""
+    if not related:
+        return ()
+    if isinstance(related[0], str):
+        return (tuple(related),)
+    return tuple(tuple(chain) for chain in related)
+
+
+def _join_plan(model, chains, connection):
+    """Tables, joins and per-table fields for ``model`` and chains of relation names:
+    ``[(model, alias, via field, index of the table it hangs from)]`` and the JOIN clauses."""
     qn = connection.ops.quote_name
-    steps = [(model, "t0", None)]
+    steps = [(model, "t0", None, None)]
     joins = []
-    current, alias = model, "t0"
-    for i, name in enumerate(related, start=1):
-        field = current._meta.get_field(name)
-        target, target_alias = field.related_model, f"t{i}"
-        if field.concrete:  # forward ForeignKey / OneToOneField
-            on = f"{alias}.{qn(field.column)} = {target_alias}.{qn(field.target_field.column)}"
-        elif field.one_to_one:  # reverse OneToOneField
-            on = f"{target_alias}.{qn(field.field.column)} = {alias}.{qn(field.field.target_field.column)}"
-        else:
-            raise ValueError(f"{current.__name__}.{name}: only forward and reverse one-to-one relations can be joined")
-        joins.append(f" LEFT OUTER JOIN {qn(target._meta.db_table)} {target_alias} ON {on}")
-        steps.append((target, target_alias, field))
-        current, alias = target, target_alias
+    for chain in chains:
+        current, alias, parent = model, "t0", 0
+        for name in chain:
+            field = current._meta.get_field(name)
+            target, target_alias = field.related_model, f"t{len(steps)}"
+            if field.concrete:  # forward ForeignKey / OneToOneField
+                on = f"{alias}.{qn(field.column)} = {target_alias}.{qn(field.target_field.column)}"
+            elif field.one_to_one:  # reverse OneToOneField
+                on = f"{target_alias}.{qn(field.field.column)} = {alias}.{qn(field.field.target_field.column)}"
+            else:
+                raise ValueError(f"{current.__name__}.{name}: only forward and reverse one-to-one relations can be joined")
+            joins.append(f" LEFT OUTER JOIN {qn(target._meta.db_table)} {target_alias} ON {on}")
+            steps.append((target, target_alias, field, parent))
+            current, alias, parent = target, target_alias, len(steps) - 1
     return steps, joins
 
 
-def _prepare_select(model, field_name, related, connection, extra=None):
+def _prepare_select(model, field_name, chains, connection, extra=None, null=(), annotations=(), lock=False):
     qn = connection.ops.quote_name
-    steps, joins = _join_plan(model, related, connection)
+    steps, joins = _join_plan(model, chains, connection)
     columns, tables = [], []
-    for step_model, alias, via in steps:
+    for step_model, alias, via, parent in steps:
         fields = step_model._meta.concrete_fields
         start = len(columns)
         for f in fields:
             col = f.get_col(alias)
             converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
             columns.append((f"{alias}.{qn(f.column)}", col, converters))
-        tables.append((step_model, via, [f.attname for f in fields], start, len(columns), fields.index(step_model._meta.pk)))
+        tables.append((step_model, via, parent, [f.attname for f in fields], start, len(columns),
+                       fields.index(step_model._meta.pk)))
+    for name, (sql_of, output_field) in annotations:
+        col = _Expression(output_field)
+        converters = connection.ops.get_db_converters(col) + output_field.get_db_converters(connection)
+        columns.append((sql_of(qn), col, converters))
     where = model._meta.get_field(field_name)
+    conditions = [f"t0.{qn(where.column)} = %s"] + [f"t0.{qn(model._meta.get_field(n).column)} IS NULL" for n in null]
     selected = [c[0] for c in columns] + ([extra] if extra else [])
-    sql = "SELECT {} FROM {} t0{} WHERE t0.{} = %s LIMIT 1".format(
-        ", ".join(selected), qn(model._meta.db_table), "".join(joins), qn(where.column)
+    sql = "SELECT {} FROM {} t0{} WHERE {} LIMIT 1".format(
+        ", ".join(selected), qn(model._meta.db_table), "".join(joins), " AND ".join(conditions)
     )
-    return sql, where, [(c[1], c[2]) for c in columns], tables
+    if lock:
+        sql += " FOR UPDATE OF t0"
+    return sql, where, [(c[1], c[2]) for c in columns], tables, [name for name, _ in annotations]
 
 
-def first(model, field_name, value, related=(), config_version=False):
+class _Expression:
+    """What the backends' converters are asked about a computed column: its output field."""
+
+    def __init__(self, output_field):
+        self.output_field = self.target = self.field = output_field
+
+
+def first(model, field_name, value, related=(), config_version=False, *, null=(), annotations=(), lock=False):
     """The first ``model`` row whose ``field_name`` equals ``value`` (or None), with the
-    ``related`` chain (forward or reverse one-to-one, e.g. ``("user", "oidc_subject")``)
-    loaded and cached like ``select_related("user__oidc_subject")``.
+    ``related`` chain (forward or reverse one-to-one, e.g. ``("user", "oidc_subject")``), or
+    several chains (``(("access_token",), ("user", "oidc_subject"))``), loaded and cached like
+    ``select_related``.
 
+    ``null``: fields that must also be NULL. ``annotations``: ``(name, (sql_of, output_field))``
+    pairs, computed columns set as attributes of the row; ``sql_of(quote_name)`` returns the
+    column's SQL, in which the row's table is ``t0`` (a module-level function: it is part of
+    the statement's cache key).
+    ``lock``: inside a transaction, where the database has row locks, ``FOR UPDATE`` of the
+    row (not of the joined ones).
     ``config_version``: the request is about to need config_cache's version; when it has
     not read it yet, it comes as one more column of this SELECT (one round trip for both).
     """
     using = router.db_for_read(model)
     connection = connections[using]
     version = config_cache.version_sql(connection, using) if config_version else None
-    key = (model, field_name, tuple(related), using, version)
+    lock = bool(lock) and connection.in_atomic_block and connection.features.has_select_for_update
+    chains = _join_chains(related)
+    annotations = tuple(annotations)
+    key = (model, field_name, chains, using, version, tuple(null), annotations, lock)
     if key not in _selects:
-        _selects[key] = _prepare_select(model, field_name, related, connection, version)
-    sql, where, columns, tables = _selects[key]
+        _selects[key] = _prepare_select(model, field_name, chains, connection, version, null, annotations, lock)
+    sql, where, columns, tables, annotated = _selects[key]
     params = [where.get_db_prep_value(value, connection)]
     committed = not connection.in_atomic_block
     row = read_first(connection, lambda: fetch_one(connection, sql, params))
@@ -179,24 +215,25 @@ def first(model, field_name, value, related=(), config_version=False):
     for i, (col, converters) in enumerate(columns):
         for converter in converters:
             values[i] = converter(values[i], col, connection)
-    previous = None
-    root = None
-    for step_model, via, attnames, start, end, pk_index in tables:
+    instances = []
+    for step_model, via, parent, attnames, start, end, pk_index in tables:
         chunk = values[start:end]
+        owner = instances[parent] if parent is not None else None
+        if via is not None and owner is None:
+            instances.append(None)  # hangs from a row that is absent
+            continue
         instance = step_model.from_db(using, attnames, chunk) if chunk[pk_index] is not None else None
-        if via is None:
-            root = instance
-        elif via.concrete:
-            via.set_cached_value(previous, instance)
-            if instance is not None and via.one_to_one:
-                via.remote_field.set_cached_value(instance, previous)
-        else:
-            via.set_cached_value(previous, instance)
+        if via is not None:
+            via.set_cached_value(owner, instance)
             if instance is not None:
-                via.field.set_cached_value(instance, previous)
-        if instance is None:
-            break
-        previous = instance
+                if via.concrete and via.one_to_one:
+                    via.remote_field.set_cached_value(instance, owner)
+                elif not via.concrete:
+                    via.field.set_cached_value(instance, owner)
+        instances.append(instance)
+    root = instances[0]
+    for offset, name in enumerate(annotated):
+        setattr(root, name, values[len(columns) - len(annotated) + offset])
     return root
 
 

@@ -11,9 +11,8 @@ from datetime import timedelta
 from urllib.parse import unquote_plus
 
 import jwt
-from django.db import connections, router, transaction
-from django.db.models import Min, OuterRef, Subquery
-from django.db.models.expressions import RawSQL
+from django.db import router, transaction
+from django.db.models import Min
 from django.utils import timezone
 from oauth2_provider.models import (
     AbstractAccessToken,
@@ -74,20 +73,18 @@ def _read_live_refresh_token(checksum):
     joined, its family's birth when families have a maximum lifetime), or None; locked
     inside a transaction; config_cache's version in the same SELECT, as above."""
     model = get_refresh_token_model()
-    live = model.objects.select_related("access_token", "user__oidc_subject")
-    if oidc_settings.REFRESH_TOKEN_MAX_TTL:
-        family = model.objects.filter(token_family=OuterRef("token_family")).order_by("created").values("created")[:1]
-        live = live.annotate(family_born=Subquery(family))
-    using = router.db_for_read(model)
-    connection = connections[using]
-    version = config_cache.version_sql(connection, using)
-    if version is not None:
-        live = live.annotate(oidc_config_version=RawSQL(version, ()))
-    committed = not connection.in_atomic_block
-    rt = next(iter(_locking(live).filter(token_checksum=checksum, revoked__isnull=True)[:1]), None)
-    if rt is not None and version is not None:
-        config_cache.observe(rt.oidc_config_version, committed)
-    return rt
+    born = (("family_born", (_family_born_sql, model._meta.get_field("created"))),)
+    return statements.first(
+        model, "token_checksum", checksum, related=(("access_token",), ("user", "oidc_subject")), config_version=True,
+        null=("revoked",), annotations=born if oidc_settings.REFRESH_TOKEN_MAX_TTL else (), lock=True,
+    )
+
+
+def _family_born_sql(qn):
+    """When the refresh token's family began: its first token's ``created``."""
+    meta = get_refresh_token_model()._meta
+    table, created, family = qn(meta.db_table), qn(meta.get_field("created").column), qn(meta.get_field("token_family").column)
+    return f"(SELECT f.{created} FROM {table} f WHERE f.{family} = t0.{family} ORDER BY f.{created} LIMIT 1)"
 
 
 class read_ahead:

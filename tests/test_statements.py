@@ -4,15 +4,18 @@ import datetime
 import zoneinfo
 
 import pytest
-from django.db import connection, models
+from django.db import connection, models, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
 from oidc_provider import policy, statements
 from tests.factories import ApplicationFactory
-from tests.helpers import basic_auth
+from oidc_provider.validators import token_checksum
+from tests.helpers import basic_auth, exchange, get_code
 
 AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
 
 TIMESTAMPS = [
     datetime.datetime(2026, 12, 3, 10, 48, 3, 885280, tzinfo=datetime.timezone.utc),
@@ -51,3 +54,61 @@ def test_a_token_written_by_the_endpoint_reads_back_with_its_timestamps(client, 
     assert abs(token.expires - (token.created + lifetime)) < datetime.timedelta(seconds=2)
     # The same row, filtered by its timestamp: what was stored compares like the ORM's own value.
     assert AccessToken.objects.filter(pk=token.pk, expires=token.expires, created=token.created).exists()
+
+
+# -- first(): several join chains, NULL conditions, computed columns, row locks --------
+
+
+def _family_born(qn):
+    created, family = qn("created"), qn("token_family")
+    return f"(SELECT f.{created} FROM {qn(RefreshToken._meta.db_table)} f WHERE f.{family} = t0.{family} ORDER BY f.{created} LIMIT 1)"
+
+
+@pytest.fixture
+def issued(logged_in, web_app):
+    code = get_code(logged_in, web_app, scope="openid profile")["code"]
+    body = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret).json()
+    return RefreshToken.objects.get(token_checksum=token_checksum(body["refresh_token"]))
+
+
+def _read(checksum, **kwargs):
+    born = (("family_born", (_family_born, RefreshToken._meta.get_field("created"))),)
+    return statements.first(RefreshToken, "token_checksum", checksum, related=(("access_token",), ("user", "oidc_subject")),
+                            null=("revoked",), annotations=born, **kwargs)
+
+
+def test_first_joins_several_chains_as_select_related_does(issued, django_assert_num_queries):
+    orm = RefreshToken.objects.select_related("access_token", "user__oidc_subject").get(pk=issued.pk)
+    with django_assert_num_queries(1):
+        row = _read(issued.token_checksum)
+        # Everything joined is cached: no further query.
+        assert row.access_token.pk == orm.access_token.pk and row.access_token.token_checksum == orm.access_token.token_checksum
+        assert row.user.username == orm.user.username
+        assert row.user.oidc_subject.value == orm.user.oidc_subject.value
+        assert row.access_token.expires == orm.access_token.expires and row.created == orm.created
+    # The computed column, converted as the field's own values are (an aware datetime).
+    assert row.family_born == RefreshToken.objects.filter(token_family=orm.token_family).order_by("created")[0].created
+    assert timezone.is_aware(row.family_born)
+
+
+def test_first_requires_the_null_fields_to_be_null(issued):
+    RefreshToken.objects.filter(pk=issued.pk).update(revoked=timezone.now())
+    assert _read(issued.token_checksum) is None
+    assert statements.first(RefreshToken, "token_checksum", issued.token_checksum).pk == issued.pk
+
+
+def test_a_missing_link_leaves_what_hangs_from_it_unread(issued, django_assert_num_queries):
+    AccessToken.objects.filter(pk=issued.access_token_id).delete()  # the refresh token's link is cleared
+    with django_assert_num_queries(1):
+        row = _read(issued.token_checksum)
+        assert row.access_token is None and row.user.oidc_subject is not None
+
+
+def test_first_locks_the_row_inside_a_transaction_where_the_database_can(transactional_db, issued):
+    with CaptureQueriesContext(connection) as outside:
+        _read(issued.token_checksum, lock=True)
+    with transaction.atomic(), CaptureQueriesContext(connection) as inside:
+        _read(issued.token_checksum, lock=True)
+    assert "FOR UPDATE" not in outside.captured_queries[0]["sql"]  # autocommit: a lock would end at once
+    locked = "FOR UPDATE OF t0" in inside.captured_queries[0]["sql"]
+    assert locked == connection.features.has_select_for_update
