@@ -19,7 +19,8 @@ own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' con
 - ``delete(model, cleared=(), **equals)``: rows nothing else points at (any more), in one DELETE.
 - ``with Chain(model, **equals):``: a DELETE and the INSERTs made inside the block, the
   INSERTs only if the DELETE removed a row (a code exchange): one statement on PostgreSQL,
-  one short transaction on SQLite.
+  one short transaction on SQLite. ``Chain.updating(...)`` has an UPDATE decide instead, and
+  ``also_delete()`` adds DELETEs that follow it (a refresh token's rotation).
 - ``read_first(connection, read)``: a request's first read, standing in for the
   ``CONN_HEALTH_CHECKS`` probe (used by ``first()`` and by config_cache's version read).
 """
@@ -329,15 +330,20 @@ def _link(instance, links):
 # -- chains: a DELETE and the INSERTs that depend on it, written together --
 
 
-def can_chain(using, delete_model, insert_models):
-    """Whether a :class:`Chain` can write these models on this database."""
+def can_chain(using, delete_model, insert_models, *, updated_model=None, also_deleted=()):
+    """Whether a :class:`Chain` can write these models on this database: its gate (a DELETE
+    of ``delete_model``'s rows, or an UPDATE of ``updated_model``'s), the INSERTs, and the
+    DELETEs that follow (``(model, cleared)`` pairs, as :func:`delete` takes them)."""
     connection = connections[using]
     if connection.vendor not in ("postgresql", "sqlite") or not connection.features.can_return_columns_from_insert:
         return False
-    if any(router.db_for_write(m) != using for m in insert_models):
+    gate = updated_model or delete_model
+    if any(router.db_for_write(m) != using for m in [gate, *insert_models, *(m for m, _ in also_deleted)]):
         return False
-    if any(signal.has_listeners(delete_model) for signal in (pre_delete, post_delete)) or _referenced(delete_model):
-        return False
+    deleted = ([(delete_model, ())] if updated_model is None else []) + list(also_deleted)
+    for model, cleared in deleted:
+        if any(signal.has_listeners(model) for signal in (pre_delete, post_delete)) or _referenced(model, cleared):
+            return False
     return all(
         _prepared(model, using) is not None and not pre_save.has_listeners(model) and not post_save.has_listeners(model)
         for model in insert_models
@@ -345,7 +351,9 @@ def can_chain(using, delete_model, insert_models):
 
 
 class Chain:
-    """One DELETE and the INSERTs made while the chain is open, written when it closes.
+    """One DELETE (or UPDATE: :meth:`updating`) and the INSERTs made while the chain is open,
+    written when it closes, the INSERTs (and :meth:`also_delete`'s DELETEs) only when the
+    first statement found its row.
 
     On PostgreSQL, one statement: each INSERT selects from the DELETE's result
     (data-modifying CTEs), so when another request deleted the row first nothing is
@@ -360,8 +368,24 @@ class Chain:
         self.using = router.db_for_write(model)
         self.delete_model = model
         self.equals = equals
+        self.values = None  # an UPDATE's {field name: value}; None: the gate is a DELETE
+        self.null = ()
+        self.also = []  # (model, equals): DELETEs after the gate
         self.rows = []  # (instance, {attname: index of an earlier row})
-        self.deleted = None
+        self.deleted = None  # rows the gate deleted or updated
+
+    @classmethod
+    def updating(cls, model, values, null=(), **equals):
+        """A chain whose gate sets ``values`` on the rows where ``equals`` hold and the
+        ``null`` fields are NULL (a token's revocation: only an unrevoked one)."""
+        chain = cls(model, **equals)
+        chain.values = dict(values)
+        chain.null = tuple(null)
+        return chain
+
+    def also_delete(self, model, **equals):
+        """Delete these rows too, once the gate found its row (see :func:`can_chain`)."""
+        self.also.append((model, equals))
 
     def __enter__(self):
         self._token = _chain.set(self)
@@ -394,12 +418,15 @@ class Chain:
         connection = connections[self.using]
         if connection.vendor != "postgresql":
             return self._execute_in_turn(connection)
-        shape = (self.delete_model, tuple(sorted(self.equals)), self.using,
+        shape = (self.delete_model, tuple(sorted(self.equals)), self.using, self._gate_shape(),
+                 tuple((model, tuple(sorted(equals))) for model, equals in self.also),
                  tuple((type(row), tuple(sorted(refs.items()))) for row, refs in self.rows))
         if shape not in _chains:
             _chains[shape] = self._prepare(connection)
-        sql, delete_fields, inserts = _chains[shape]
-        params = _equal_params(delete_fields, self.equals, connection)
+        sql, gate_params, also_fields, inserts = _chains[shape]
+        params = gate_params(self, connection)
+        for (_model, equals), fields in zip(self.also, also_fields):
+            params += _equal_params(fields, equals, connection)
         for (instance, _refs), fields in zip(self.rows, inserts):
             params += _db_values(instance, fields, connection)
         with transaction.mark_for_rollback_on_error(self.using), connection.cursor() as cursor:
@@ -411,9 +438,39 @@ class Chain:
         self._written(pks)
         return deleted
 
+    def _gate_shape(self):
+        return None if self.values is None else (tuple(sorted(self.values)), self.null)
+
+    def _gate(self, connection):
+        """The gate's SQL and a function of (chain, connection) giving its parameters."""
+        if self.values is None:
+            sql, fields = _prepare_delete(self.delete_model, self.equals, connection)
+            return sql, lambda chain, c: _equal_params(fields, chain.equals, c)
+        qn = connection.ops.quote_name
+        meta = self.delete_model._meta
+        set_fields = [meta.get_field(name) for name in sorted(self.values)]
+        where_fields = [meta.get_field(name) for name in sorted(self.equals)]
+        where = [f"{qn(f.column)} = %s" for f in where_fields] + [f"{qn(meta.get_field(n).column)} IS NULL" for n in self.null]
+        sql = "UPDATE {} SET {} WHERE {}".format(
+            qn(meta.db_table), ", ".join(f"{qn(f.column)} = %s" for f in set_fields), " AND ".join(where)
+        )
+
+        def params(chain, c):
+            values = [_prep_save(f, getattr(chain.values[f.name], "pk", chain.values[f.name]), c) for f in set_fields]
+            return values + _equal_params(where_fields, chain.equals, c)
+
+        return sql, params
+
     def _execute_in_turn(self, connection):
-        delete_sql, delete_fields = _delete_statement(self.delete_model, self.equals, self.using, connection)
-        delete_params = _equal_params(delete_fields, self.equals, connection)
+        key = ("in turn", self.delete_model, tuple(sorted(self.equals)), self.using, self._gate_shape())
+        if key not in _chains:
+            _chains[key] = self._gate(connection)
+        gate_sql, gate_params = _chains[key]
+        gate_values = gate_params(self, connection)
+        also = []
+        for model, equals in self.also:
+            sql, fields = _delete_statement(model, equals, self.using, connection)
+            also.append((sql, _equal_params(fields, equals, connection)))
         inserts = []
         for instance, refs in self.rows:
             fields, sql, _returning = _prepared(type(instance), self.using)
@@ -422,10 +479,12 @@ class Chain:
             inserts.append((sql, params, linked))
         pks = []
         with transaction.atomic(using=self.using, savepoint=False), connection.cursor() as cursor:
-            cursor.execute(delete_sql, delete_params)
+            cursor.execute(gate_sql, gate_values)
             self.deleted = cursor.rowcount
             if not self.deleted:
                 return 0
+            for sql, also_params in also:
+                cursor.execute(sql, also_params)
             for sql, params, linked in inserts:
                 for position, index in linked:
                     params[position] = pks[index]
@@ -445,8 +504,13 @@ class Chain:
 
     def _prepare(self, connection):
         qn = connection.ops.quote_name
-        delete_sql, delete_fields = _prepare_delete(self.delete_model, self.equals, connection)
-        ctes = [f"d AS ({delete_sql} RETURNING 1)"]
+        gate_sql, gate_params = self._gate(connection)
+        ctes = [f"d AS ({gate_sql} RETURNING 1)"]
+        also_fields = []
+        for i, (model, equals) in enumerate(self.also):
+            sql, fields = _prepare_delete(model, equals, connection)
+            ctes.append(f"x{i} AS ({sql} AND EXISTS (SELECT 1 FROM d) RETURNING 1)")
+            also_fields.append(fields)
         inserts = []
         for i, (instance, refs) in enumerate(self.rows):
             model_meta = type(instance)._meta
@@ -468,5 +532,5 @@ class Chain:
             )
             inserts.append(fields)
         selects = ["(SELECT count(*) FROM d)"] + [f"(SELECT id FROM r{i})" for i in range(len(self.rows))]
-        return f"WITH {', '.join(ctes)} SELECT {', '.join(selects)}", delete_fields, inserts
+        return f"WITH {', '.join(ctes)} SELECT {', '.join(selects)}", gate_params, also_fields, inserts
 

@@ -444,15 +444,21 @@ class OIDCValidator(OAuth2Validator):
         request.refresh_token_live = True
         return True
 
-    def _claim_live_refresh_token(self, request):
+    def _claim_live_refresh_token(self, request, rotation=None):
         """Inside the saving transaction: is the token validated as live still unrevoked?
 
         On PostgreSQL the row lock makes a parallel request wait here and then find it
         rotated; on SQLite the IMMEDIATE transaction already holds the database's write lock.
         With DOT's own token models this is also the rotation's revocation (see
-        :meth:`_save_rotated_tokens`): one UPDATE, judged by the rows it changed.
+        :meth:`_save_rotated_tokens`): one UPDATE, judged by the rows it changed. ``rotation``:
+        that UPDATE is this chain's first statement (:meth:`_rotation_chain`), written with
+        the new tokens when the block closes.
         """
         rt = request.refresh_token_instance
+        if rotation is not None:
+            rt.revoked, rt.access_token = rotation.values["revoked"], None
+            request.rotated_refresh_token = rt
+            return
         live = type(rt).objects.filter(pk=rt.pk, revoked__isnull=True)
         if not (_stock_revoke(type(rt)) and self.rotate_refresh_token(request)):
             if not list(_locking(live).values_list("pk", flat=True)):
@@ -487,7 +493,7 @@ class OIDCValidator(OAuth2Validator):
         # Everything is validated and signed by now. A code's writes are a Chain (one
         # statement on PostgreSQL, one short transaction on SQLite); other writes, one
         # transaction (on SQLite, the database's write lock). A lone access token needs neither.
-        chain = self._code_exchange_chain(code, request)
+        chain = self._code_exchange_chain(code, request) or self._rotation_chain(token, request)
         writes = [code, token.get("refresh_token"), getattr(request, "pending_id_token", None)]
         if chain is not None:
             writing = chain
@@ -499,7 +505,7 @@ class OIDCValidator(OAuth2Validator):
             request.lone_access_token = oidc_settings.ASYNC_COMMIT_LONE_ACCESS_TOKENS
         with writing:
             if getattr(request, "refresh_token_live", False):
-                self._claim_live_refresh_token(request)
+                self._claim_live_refresh_token(request, rotation=None if code else chain)
             if code and chain is None:
                 self._redeem_code(code, request)
             if getattr(request, "pending_id_token", None):
@@ -510,8 +516,10 @@ class OIDCValidator(OAuth2Validator):
                 result = self._save_bearer_token(token, request, *args, **kwargs)
             if code and getattr(request, "issued_refresh_token", None) is None:
                 self._record_redeemed(code, request)
-        if chain is not None:
+        if chain is not None and code:
             self._redeem_code(code, request, deleted=chain.deleted)
+        elif chain is not None and not chain.deleted:
+            raise RefreshTokenRaced  # revoked by another request since it was validated: nothing written
         signals.token_issued.send(
             sender=type(self), application=request.client, grant=request.grant_type or request.response_type,
             user=request.user, request=request,
@@ -542,6 +550,30 @@ class OIDCValidator(OAuth2Validator):
         if not code or not statements.can_chain(router.db_for_write(get_grant_model()), get_grant_model(), models):
             return None
         return statements.Chain(get_grant_model(), code=code, application=request.client)
+
+    def _rotation_chain(self, token, request):
+        """A live refresh token's rotation as a Chain: its revocation (DOT's ``revoke()``:
+        stamped, access token unlinked and deleted) decides, judged by the rows it changed,
+        and the new ID, access and refresh tokens follow it. On PostgreSQL one statement, one
+        round trip where a transaction makes seven. None where that cannot be done."""
+        rt = getattr(request, "refresh_token_instance", None)
+        if not (getattr(request, "refresh_token_live", False) and "refresh_token" in token and rt is not None):
+            return None
+        refresh_token_model, access_token_model = type(rt), get_access_token_model()
+        if not (_stock_revoke(refresh_token_model) and self.rotate_refresh_token(request)):
+            return None
+        released = refresh_token_model._meta.get_field("access_token")
+        using = router.db_for_write(refresh_token_model)
+        models = [get_id_token_model(), access_token_model, refresh_token_model]
+        if not statements.can_chain(using, None, models, updated_model=refresh_token_model,
+                                    also_deleted=[(access_token_model, [released])]):
+            return None
+        chain = statements.Chain.updating(
+            refresh_token_model, {"revoked": timezone.now(), "access_token": None}, null=("revoked",),
+            **{refresh_token_model._meta.pk.name: rt.pk},
+        )
+        chain.also_delete(access_token_model, **{access_token_model._meta.pk.name: rt.access_token_id})
+        return chain
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
         # DOT re-verifies the ID token it was just handed to find its row; we signed it, we have the row.

@@ -1,13 +1,14 @@
 """The hot path's prepared statements (oidc_provider/statements.py) write what the ORM writes."""
 
 import datetime
+import uuid
 import zoneinfo
 
 import pytest
 from django.db import connection, models, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.models import get_access_token_model, get_id_token_model, get_refresh_token_model
 
 from oidc_provider import policy, statements
 from tests.factories import ApplicationFactory
@@ -112,3 +113,48 @@ def test_first_locks_the_row_inside_a_transaction_where_the_database_can(transac
     assert "FOR UPDATE" not in outside.captured_queries[0]["sql"]  # autocommit: a lock would end at once
     locked = "FOR UPDATE OF t0" in inside.captured_queries[0]["sql"]
     assert locked == connection.features.has_select_for_update
+
+
+# -- Chain.updating(): an UPDATE decides, DELETEs and INSERTs follow ------------------
+
+
+def _rotation(issued, revoked_at):
+    chain = statements.Chain.updating(
+        RefreshToken, {"revoked": revoked_at, "access_token": None}, null=("revoked",), id=issued.pk
+    )
+    chain.also_delete(AccessToken, id=issued.access_token_id)
+    IDToken = get_id_token_model()
+    with chain:
+        written = statements.insert(IDToken(user=issued.user, application=issued.application, jti=uuid.uuid4(),
+                                            expires=revoked_at, scope="openid"))
+    return chain, written
+
+
+def test_an_updating_chain_writes_everything_when_its_row_matches(issued):
+    released = RefreshToken._meta.get_field("access_token")
+    assert statements.can_chain(connection.alias, None, [get_id_token_model()], updated_model=RefreshToken,
+                                also_deleted=[(AccessToken, [released])])
+    now = timezone.now()
+    chain, written = _rotation(issued, now)
+    assert chain.deleted == 1 and written.pk is not None
+    rotated = RefreshToken.objects.get(pk=issued.pk)
+    assert rotated.revoked == now and rotated.access_token_id is None
+    assert not AccessToken.objects.filter(pk=issued.access_token_id).exists()
+    assert get_id_token_model().objects.filter(pk=written.pk).exists()
+
+
+def test_an_updating_chain_writes_nothing_when_its_row_no_longer_matches(issued):
+    earlier = timezone.now() - datetime.timedelta(minutes=1)
+    RefreshToken.objects.filter(pk=issued.pk).update(revoked=earlier)  # revoked meanwhile
+    ids_before = get_id_token_model().objects.count()
+    chain, written = _rotation(issued, timezone.now())
+    assert chain.deleted == 0 and written.pk is None
+    assert RefreshToken.objects.get(pk=issued.pk).revoked == earlier
+    assert AccessToken.objects.filter(pk=issued.access_token_id).exists(), "the following DELETE ran"
+    assert get_id_token_model().objects.count() == ids_before
+
+
+def test_a_chain_does_not_delete_rows_something_still_points_at(issued):
+    # The access token is a refresh token's: deleting it in a chain needs that link cleared.
+    assert not statements.can_chain(connection.alias, None, [], updated_model=RefreshToken,
+                                    also_deleted=[(AccessToken, [])])
