@@ -366,7 +366,7 @@ class Chain:
 
     def __init__(self, model, **equals):
         self.using = router.db_for_write(model)
-        self.delete_model = model
+        self.gate_model = model  # whose rows the first statement deletes (or updates)
         self.equals = equals
         self.values = None  # an UPDATE's {field name: value}; None: the gate is a DELETE
         self.null = ()
@@ -418,7 +418,7 @@ class Chain:
         connection = connections[self.using]
         if connection.vendor != "postgresql":
             return self._execute_in_turn(connection)
-        shape = (self.delete_model, tuple(sorted(self.equals)), self.using, self._gate_shape(),
+        shape = (self.gate_model, tuple(sorted(self.equals)), self.using, self._gate_shape(),
                  tuple((model, tuple(sorted(equals))) for model, equals in self.also),
                  tuple((type(row), tuple(sorted(refs.items()))) for row, refs in self.rows))
         if shape not in _chains:
@@ -444,10 +444,10 @@ class Chain:
     def _gate(self, connection):
         """The gate's SQL and a function of (chain, connection) giving its parameters."""
         if self.values is None:
-            sql, fields = _prepare_delete(self.delete_model, self.equals, connection)
+            sql, fields = _prepare_delete(self.gate_model, self.equals, connection)
             return sql, lambda chain, c: _equal_params(fields, chain.equals, c)
         qn = connection.ops.quote_name
-        meta = self.delete_model._meta
+        meta = self.gate_model._meta
         set_fields = [meta.get_field(name) for name in sorted(self.values)]
         where_fields = [meta.get_field(name) for name in sorted(self.equals)]
         where = [f"{qn(f.column)} = %s" for f in where_fields] + [f"{qn(meta.get_field(n).column)} IS NULL" for n in self.null]
@@ -462,7 +462,7 @@ class Chain:
         return sql, params
 
     def _execute_in_turn(self, connection):
-        key = ("in turn", self.delete_model, tuple(sorted(self.equals)), self.using, self._gate_shape())
+        key = ("in turn", self.gate_model, tuple(sorted(self.equals)), self.using, self._gate_shape())
         if key not in _chains:
             _chains[key] = self._gate(connection)
         gate_sql, gate_params = _chains[key]
