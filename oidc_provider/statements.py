@@ -414,7 +414,8 @@ class Chain:
         raise ValueError(f"{type(other).__name__} is not a row of this chain: write it first")
 
     def execute(self):
-        """Write the chain; the number of rows the DELETE removed (0: nothing was written)."""
+        """Write the chain; the number of rows its first statement deleted or updated (0:
+        nothing was written)."""
         connection = connections[self.using]
         if connection.vendor != "postgresql":
             return self._execute_in_turn(connection)

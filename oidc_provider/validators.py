@@ -456,21 +456,20 @@ class OIDCValidator(OAuth2Validator):
         """
         rt = request.refresh_token_instance
         if rotation is not None:
-            rt.revoked, rt.access_token = rotation.values["revoked"], None
-            request.rotated_refresh_token = rt
-            return
-        live = type(rt).objects.filter(pk=rt.pk, revoked__isnull=True)
-        if not (_stock_revoke(type(rt)) and self.rotate_refresh_token(request)):
-            if not list(_locking(live).values_list("pk", flat=True)):
+            now = rotation.values["revoked"]
+        else:
+            live = type(rt).objects.filter(pk=rt.pk, revoked__isnull=True)
+            if not (_stock_revoke(type(rt)) and self.rotate_refresh_token(request)):
+                if not list(_locking(live).values_list("pk", flat=True)):
+                    raise RefreshTokenRaced
+                return
+            # DOT's RefreshToken.revoke(): revoked stamped, its access token deleted.
+            now = timezone.now()
+            if not live.update(revoked=now, access_token=None):
                 raise RefreshTokenRaced
-            return
-        # DOT's RefreshToken.revoke(): revoked stamped, its access token deleted.
-        now = timezone.now()
-        if not live.update(revoked=now, access_token=None):
-            raise RefreshTokenRaced
-        access_token_model = get_access_token_model()
-        released = type(rt)._meta.get_field("access_token")
-        statements.delete(access_token_model, cleared=[released], **{access_token_model._meta.pk.name: rt.access_token_id})
+            access_token_model = get_access_token_model()
+            released = type(rt)._meta.get_field("access_token")
+            statements.delete(access_token_model, cleared=[released], **{access_token_model._meta.pk.name: rt.access_token_id})
         rt.revoked, rt.access_token = now, None
         request.rotated_refresh_token = rt
 

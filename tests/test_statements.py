@@ -12,7 +12,7 @@ from oauth2_provider.models import get_access_token_model, get_id_token_model, g
 
 from oidc_provider import policy, statements
 from tests.factories import ApplicationFactory
-from oidc_provider.validators import token_checksum
+from oidc_provider.validators import _family_born_sql, token_checksum
 from tests.helpers import basic_auth, exchange, get_code
 
 AccessToken = get_access_token_model()
@@ -60,11 +60,6 @@ def test_a_token_written_by_the_endpoint_reads_back_with_its_timestamps(client, 
 # -- first(): several join chains, NULL conditions, computed columns, row locks --------
 
 
-def _family_born(qn):
-    created, family = qn("created"), qn("token_family")
-    return f"(SELECT f.{created} FROM {qn(RefreshToken._meta.db_table)} f WHERE f.{family} = t0.{family} ORDER BY f.{created} LIMIT 1)"
-
-
 @pytest.fixture
 def issued(logged_in, web_app):
     code = get_code(logged_in, web_app, scope="openid profile")["code"]
@@ -73,7 +68,7 @@ def issued(logged_in, web_app):
 
 
 def _read(checksum, **kwargs):
-    born = (("family_born", (_family_born, RefreshToken._meta.get_field("created"))),)
+    born = (("family_born", (_family_born_sql, RefreshToken._meta.get_field("created"))),)
     return statements.first(RefreshToken, "token_checksum", checksum, related=(("access_token",), ("user", "oidc_subject")),
                             null=("revoked",), annotations=born, **kwargs)
 
