@@ -14,11 +14,19 @@ with the old rows, so no stale copy can ever match a newer state.
 A request whose first query is a SELECT of its own (a token, a code's Grant) reads the value
 in that statement instead (``version_sql()``/``observe()``), one round trip for both. A
 reader that tolerates a bounded delay (the JWKS) can skip that SELECT with ``recent()``.
+
+A request whose only statement is the write of its outcome (client credentials: one access
+token) can do without the read altogether (``assuming()``): it goes on with the copy as it
+stands, and its write takes effect only if the version is still the one assumed (the
+INSERT's own condition, see ``statements.insert()``); anything else it answers, or announces,
+comes after ``confirm()``. When the version moved, ``Changed`` is raised and the caller runs
+the request again, on the version read as usual.
 """
 
 import random
 import threading
 import time
+from contextlib import contextmanager
 
 from django.core.signals import request_finished, request_started
 from django.db import connections, router
@@ -40,8 +48,13 @@ class _Snapshot:
 
 
 _current = _Snapshot(None)
-# Per thread: the snapshot already checked against the database in this request.
+# Per thread: the snapshot already checked against the database in this request, and the
+# version assumed for it without a read (see assuming()), until that is confirmed.
 _local = threading.local()
+
+
+class Changed(Exception):
+    """The configuration changed since the version this request assumed: run it again."""
 
 
 def _read_version():
@@ -82,7 +95,58 @@ def _snapshot():
     checked = getattr(_local, "checked", None)
     if checked is not None:
         return checked
+    if getattr(_local, "assuming", False) and _current.version is not None:
+        _local.checked, _local.assumed = _current, _current.version
+        return _current
     return _adopt(*_read_version())
+
+
+@contextmanager
+def assuming(enabled=True):
+    """Within the block, the request's copy is this process's current one, its version not
+    read (unless there is none yet). The block must not answer or announce anything that
+    depends on the copy before its write checked the version or ``confirm()`` did."""
+    if not enabled:
+        yield
+        return
+    _local.assuming, _local.assumed = True, None
+    try:
+        yield
+    finally:
+        if _local.assumed is not None or not getattr(_local, "in_request", False):
+            _local.checked = None  # not confirmed, or no request to keep it for
+        _local.assuming, _local.assumed = False, None
+
+
+def assumed():
+    """The version this request assumed and has yet to confirm, or None."""
+    return getattr(_local, "assumed", None)
+
+
+def confirmed(committed):
+    """A write conditioned on ``assumed()`` took effect: the assumption held."""
+    snapshot, _local.assumed = _local.checked, None
+    if committed and snapshot is not None and snapshot is _current:
+        snapshot.confirmed_at = time.monotonic()
+
+
+def refuted():
+    """A write conditioned on ``assumed()`` found another version: raise ``Changed``."""
+    _local.assumed = _local.checked = None
+    raise Changed
+
+
+def confirm():
+    """Check the version this request assumed (a no-op when it assumed none); ``Changed`` if
+    it moved."""
+    if getattr(_local, "assumed", None) is None:
+        return
+    version, committed = _read_version()
+    if version != _local.assumed:
+        _local.assumed = _local.checked = None
+        _adopt(version, committed)
+        raise Changed
+    confirmed(committed)
 
 
 def _adopt(version, committed):

@@ -13,7 +13,9 @@ own ``pre_save``/``get_db_prep_save`` going in and the backend's and fields' con
 - ``insert(instance, durable=True)``: a new row. ``pre_save``/``post_save`` are still sent
   when anything listens. Models it cannot write this way (multi-table inheritance, a primary
   key that is not generated, database defaults) go through ``save()``. ``durable=False``, on
-  PostgreSQL outside a transaction: the row's commit does not wait for the disk.
+  PostgreSQL outside a transaction: the row's commit does not wait for the disk. When the
+  request assumed config_cache's version (``config_cache.assuming()``), the INSERT writes
+  its row only if that version still holds.
 - ``first(model, field, value, related)``: the row whose ``field`` equals ``value``, or None,
   with the ``related`` chain joined and cached as ``select_related`` would.
 - ``delete(model, cleared=(), **equals)``: rows nothing else points at (any more), in one DELETE.
@@ -65,6 +67,37 @@ def _prepared(model, using):
     return _statements[key]
 
 
+def _prepare_if_version(model, connection, prepared):
+    """The model's INSERT as an INSERT … SELECT that writes its row only while config_cache's
+    version is a given value (the last parameter); None where that cannot be said so."""
+    from .models import ConfigVersion
+
+    fields, _sql, returning = prepared
+    if not returning or connection.vendor not in ("postgresql", "sqlite"):
+        return None
+    qn = connection.ops.quote_name
+    if connection.vendor == "postgresql":
+        # A bare parameter in a SELECT list would be typed text; the column's type is known.
+        values = ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields)
+    else:
+        values = ", ".join(["%s"] * len(fields))  # column affinity converts, as for VALUES
+    return "INSERT INTO {} ({}) SELECT {} WHERE EXISTS (SELECT 1 FROM {} WHERE id = 1 AND value = %s) RETURNING {}".format(
+        qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields), values,
+        qn(ConfigVersion._meta.db_table), qn(model._meta.pk.column),
+    )
+
+
+def _conditional_insert_sql(model, using, prepared):
+    """See _prepare_if_version(); None also when the version lives on another database."""
+    from .models import ConfigVersion
+
+    key = ("if version", model, using)
+    if key not in _statements:
+        same_database = router.db_for_read(ConfigVersion) == using
+        _statements[key] = _prepare_if_version(model, connections[using], prepared) if same_database else None
+    return _statements[key]
+
+
 # The statement is its own transaction (autocommit), so a local setting lasts exactly until
 # its commit: one round trip, where SET LOCAL would need BEGIN, SET, INSERT and COMMIT.
 _NOT_DURABLE = ", set_config('synchronous_commit', 'off', true)"
@@ -94,17 +127,30 @@ def insert(instance, links=None, durable=True):
         instance.save(using=using)
         return instance
     fields, sql, returning = prepared
+    version = config_cache.assumed()
+    if version is not None:
+        sql = _conditional_insert_sql(model, using, prepared)
+        if sql is None or pre_save.has_listeners(model):  # check the version first
+            config_cache.confirm()
+            version, (fields, sql, returning) = None, prepared
     if not durable and returning and connection.vendor == "postgresql" and not connection.in_atomic_block:
         sql += _NOT_DURABLE
     if pre_save.has_listeners(model):
         pre_save.send(sender=model, instance=instance, raw=False, using=using, update_fields=None)
     params = _db_values(instance, fields, connection)
+    if version is not None:
+        params.append(version)
     with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
         cursor.execute(sql, params)
         if returning:
-            pk = cursor.fetchone()[0]
+            row = cursor.fetchone()
         else:
-            pk = connection.ops.last_insert_id(cursor, model._meta.db_table, model._meta.pk.column)
+            row = (connection.ops.last_insert_id(cursor, model._meta.db_table, model._meta.pk.column),)
+    if version is not None:
+        if row is None:  # conditional on a version that has moved on: nothing written
+            config_cache.refuted()
+        config_cache.confirmed(committed=not connection.in_atomic_block)
+    pk = row[0]
     instance.pk = pk
     instance._state.adding = False
     instance._state.db = using

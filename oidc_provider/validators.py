@@ -233,6 +233,7 @@ class OIDCValidator(OAuth2Validator):
         grant = policy.TOKEN_GRANT_TYPES.get(grant_type)
         if grant and policy.may_use(client, grant):
             return True
+        config_cache.confirm()  # the refusal is recorded: not on an assumed configuration
         signals.grant_refused.send(sender=type(self), application=client, grant=grant_type, reason="unauthorized_client", request=request)
         raise errors.UnauthorizedClientError(
             description=f"This client may not use grant_type={grant_type}: the application does not hold that grant, "

@@ -172,6 +172,129 @@ def test_a_refresh_sees_a_change_another_process_made(client, db):
     assert rotated.json()["refresh_token"] != tokens["refresh_token"]
 
 
+# -- client credentials: the copy assumed, the INSERT checks it -------------------------------
+
+CC_BODY = {"grant_type": "client_credentials", "scope": "read"}
+
+
+def _service_app(name, secret):
+    return Application.objects.create(
+        name=name, application_type=policy.SERVICE, grant_types=[policy.CLIENT_CREDENTIALS], client_secret=secret,
+    )
+
+
+def _bump_version_as_another_process():
+    ConfigVersion.objects.filter(pk=1).update(value=ConfigVersion.objects.get(pk=1).value + 1)
+
+
+def _grant_refusals():
+    from console.audit import GRANT_REFUSED
+    from console.models import AuditEvent
+
+    return AuditEvent.objects.filter(action=GRANT_REFUSED).count()
+
+
+def test_a_client_credentials_token_is_one_insert_that_checks_the_version(client, db):
+    """No SELECT of the version: the INSERT writes the token only while the version is the
+    one this process's copy has."""
+    from oauth2_provider.models import get_access_token_model
+
+    app = _service_app("One statement", "one-secret")
+    auth = basic_auth(app.client_id, "one-secret")
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth).status_code == 200
+    response, sent = _with_statements(lambda: client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth))
+    assert response.status_code == 200, response.content
+    assert len(sent) == 1 and sent[0].startswith("INSERT") and ConfigVersion._meta.db_table in sent[0], sent
+    token = response.json()["access_token"]
+    assert get_access_token_model().objects.filter(token_checksum=hashlib.sha256(token.encode()).hexdigest()).exists()
+
+
+def test_a_grant_forbidden_elsewhere_is_refused_although_the_copy_allowed_it(client, db):
+    """The copy allows the grant, the database no longer does: the INSERT finds another
+    version and writes nothing; the request runs again on the new state and is refused,
+    once (one audit event), with no token written."""
+    from oauth2_provider.models import get_access_token_model
+
+    app = _service_app("Forbidden elsewhere", "fe-secret")
+    auth = basic_auth(app.client_id, "fe-secret")
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth).status_code == 200
+    tokens, refusals = get_access_token_model().objects.count(), _grant_refusals()
+    GrantPolicy.objects.filter(application_type=policy.SERVICE, grant=policy.CLIENT_CREDENTIALS).update(state=policy.FORBIDDEN)
+    _bump_version_as_another_process()
+    response = client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth)
+    assert response.status_code == 400 and response.json()["error"] == "unauthorized_client", response.content
+    assert get_access_token_model().objects.count() == tokens
+    assert _grant_refusals() == refusals + 1
+
+
+def test_a_grant_allowed_elsewhere_is_issued_although_the_copy_forbade_it(client, db):
+    """The copy forbids the grant, the database allows it again: the refusal is not
+    answered (nor recorded) before the version is checked; the request runs again and
+    gets its token."""
+    app = _service_app("Allowed elsewhere", "ae-secret")
+    auth = basic_auth(app.client_id, "ae-secret")
+    GrantPolicy.objects.filter(application_type=policy.SERVICE, grant=policy.CLIENT_CREDENTIALS).update(state=policy.FORBIDDEN)
+    config_cache.changed()
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth).json()["error"] == "unauthorized_client"
+    refusals = _grant_refusals()
+    GrantPolicy.objects.filter(application_type=policy.SERVICE, grant=policy.CLIENT_CREDENTIALS).update(state=policy.RECOMMENDED)
+    _bump_version_as_another_process()
+    response = client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth)
+    assert response.status_code == 200, response.content
+    assert _grant_refusals() == refusals
+
+
+def test_a_secret_rotated_elsewhere_works_on_the_first_try_and_the_old_one_fails(client, db):
+    app = _service_app("Rotated elsewhere", "first-secret")
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=basic_auth(app.client_id, "first-secret")).status_code == 200
+    _set_secret_as_another_process(app, "second-secret")
+    # The copy still holds the first secret: the second fails there, and is tried again
+    # once the version says the copy is stale.
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=basic_auth(app.client_id, "second-secret")).status_code == 200
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=basic_auth(app.client_id, "first-secret")).status_code == 401
+
+
+def test_an_application_deleted_elsewhere_gets_no_token(client, db):
+    from oauth2_provider.models import get_access_token_model
+
+    app = _service_app("Deleted elsewhere", "de-secret")
+    auth = basic_auth(app.client_id, "de-secret")
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth).status_code == 200
+    get_access_token_model().objects.filter(application=app).delete()
+    Application.objects.filter(pk=app.pk).delete()
+    _bump_version_as_another_process()
+    response = client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth)
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client", response.content
+    assert not get_access_token_model().objects.exists()
+
+
+def test_an_access_key_revoked_elsewhere_gets_no_token(client, db):
+    from django.utils import timezone
+    from oauth2_provider.models import get_access_token_model
+
+    from oidc_provider import access_keys
+    from oidc_provider.models import AccessKey
+
+    key, sk = access_keys.issue(access_keys.get_or_create_account("elsewhere", ["read"]))
+    auth = basic_auth(key.access_key, sk)
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth).status_code == 200
+    issued = get_access_token_model().objects.count()
+    AccessKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    _bump_version_as_another_process()
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth).status_code == 401
+    assert get_access_token_model().objects.count() == issued
+
+
+def test_an_error_on_an_unchanged_copy_costs_one_read_of_the_version(client, db):
+    app = _service_app("Wrong secret", "right-secret")
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=basic_auth(app.client_id, "right-secret")).status_code == 200
+    response, sent = _with_statements(
+        lambda: client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=basic_auth(app.client_id, "wrong-secret"))
+    )
+    assert response.status_code == 401
+    assert len(sent) == 1 and sent[0].startswith("SELECT value FROM"), sent
+
+
 def test_a_bulk_update_applies_once_changed_is_called(client, db):
     app = Application.objects.create(
         name="Bulk", application_type=policy.SERVICE, grant_types=[policy.CLIENT_CREDENTIALS], client_secret="bulk-secret",

@@ -7,6 +7,7 @@ from oauth2_provider.models import get_access_token_model
 from oauth2_provider.signals import app_authorized
 from oauth2_provider.views import TokenView as DOTTokenView
 
+from .. import config_cache
 from ..models import Application
 from ..validators import RefreshTokenRaced, issued_access_token, read_ahead
 from .guards import MachineEndpoint
@@ -22,10 +23,17 @@ class TokenView(MachineEndpoint, DOTTokenView):
         # DELETE, a refresh token by a re-check of its row. A request that loses a refresh
         # race is run again inside one transaction, the token's row locked before it is
         # validated, so it is judged as the replay it is (family revoked, invalid_grant).
-        presented = request.POST.get("refresh_token") if request.POST.get("grant_type") == "refresh_token" else None
+        # A client-credentials request writes one row and reads nothing: it assumes the
+        # configuration this process has, which that INSERT (or, before an error is
+        # answered, a read) confirms; when it changed meanwhile, the request runs again.
+        grant_type = request.POST.get("grant_type")
+        presented = request.POST.get("refresh_token") if grant_type == "refresh_token" else None
         try:
-            with read_ahead.refresh(presented):
+            with config_cache.assuming(grant_type == "client_credentials"), read_ahead.refresh(presented):
                 response = super().post(request, *args, **kwargs)
+                config_cache.confirm()
+        except config_cache.Changed:
+            response = super().post(request, *args, **kwargs)
         except RefreshTokenRaced:
             with transaction.atomic(using=router.db_for_write(get_access_token_model())):
                 response = super().post(request, *args, **kwargs)
