@@ -658,10 +658,19 @@ class OIDCValidator(OAuth2Validator):
             data["sub"] = claims.subject(token.user)
             data["username"] = token.user.get_username()
         if token.application.application_type == policy.SERVICE:
-            account = AccessAccount.objects.filter(application=token.application).first()
-            if account is not None:
-                data["account"] = account.name
+            account = self._account_name(token.application_id)
+            if account:
+                data["account"] = account
         return data
+
+    @staticmethod
+    def _account_name(application_id):
+        """The name of the access account behind a service application, or "" (kept in
+        config_cache: a resource server introspects machine tokens on every call)."""
+        return config_cache.get(
+            ("access_account.name", application_id),
+            lambda: AccessAccount.objects.filter(application_id=application_id).values_list("name", flat=True).first() or "",
+        )
 
     def _introspect_access_token(self, checksum):
         token = self._with_application(read_ahead.take(_introspected, _read_access_token, checksum))

@@ -104,3 +104,11 @@ def test_an_ak_sk_token_introspects_with_its_account(client, db):
     token = client.post("/oidc/token", {"grant_type": "client_credentials", "scope": "read"}, HTTP_AUTHORIZATION=auth).json()["access_token"]
     data = client.post("/oidc/token/introspection", {"token": token}, HTTP_AUTHORIZATION=auth).json()
     assert data["active"] is True and data["account"] == "etl" and data["scope"] == "read" and "sub" not in data
+    # The account's name is kept in the per-process copy; a rename applies at once.
+    from oidc_provider.models import AccessAccount
+
+    account = AccessAccount.objects.get(name="etl")
+    account.name = "etl-nightly"
+    account.save()
+    data = client.post("/oidc/token/introspection", {"token": token}, HTTP_AUTHORIZATION=auth).json()
+    assert data["account"] == "etl-nightly"

@@ -50,6 +50,9 @@ BUDGETS = {
     # authentication, which needs the version); the token's application by id (cached after
     # the first request).
     "introspection": 2,
+    # Once the token's application (and an AK/SK token's account) is in config_cache: the
+    # token's SELECT alone.
+    "introspection_warm": 1,
 }
 
 
@@ -150,6 +153,20 @@ def test_introspection(client, web_app, tokens, django_assert_max_num_queries):
             HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret),
         )
     assert response.json()["active"] is True
+
+
+def test_introspection_of_an_ak_sk_token(client, db, django_assert_max_num_queries):
+    # A resource server introspecting machine tokens: the token's account name comes from
+    # config_cache after the first request, not from a query per call.
+    out = StringIO()
+    call_command("accesskey", "create", "--account", "etl", "--scope", "read", "--json", stdout=out)
+    pair = json.loads(out.getvalue())
+    auth = basic_auth(pair["access_key"], pair["secret_key"])
+    token = _cc(client, pair["access_key"], pair["secret_key"]).json()["access_token"]
+    client.post("/oidc/token/introspection", {"token": token}, HTTP_AUTHORIZATION=auth)
+    with django_assert_max_num_queries(BUDGETS["introspection_warm"]):
+        data = client.post("/oidc/token/introspection", {"token": token}, HTTP_AUTHORIZATION=auth).json()
+    assert data["active"] is True and data["account"] == "etl"
 
 
 @pytest.mark.django_db(transaction=True)
