@@ -153,3 +153,60 @@ def test_a_chain_does_not_delete_rows_something_still_points_at(issued):
     # The access token is a refresh token's: deleting it in a chain needs that link cleared.
     assert not statements.can_chain(connection.alias, None, [], updated_model=RefreshToken,
                                     also_deleted=[(AccessToken, [])])
+
+
+# -- the statements' cursor -----------------------------------------------------------------
+
+needs_postgresql = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL's kept cursor")
+
+
+@needs_postgresql
+def test_statements_keep_one_psycopg_cursor_per_connection(db):
+    statements.fetch_one(connection, "SELECT 1")
+    kept = connection._statement_cursor
+    assert statements.fetch_one(connection, "SELECT %s", [2]) == (2,)
+    assert connection._statement_cursor is kept and kept.connection is connection.connection
+
+
+@needs_postgresql
+def test_the_kept_cursor_raises_djangos_errors_and_honours_a_broken_transaction(db):
+    from django.db import IntegrityError
+    from django.db.transaction import TransactionManagementError
+
+    application = ApplicationFactory()
+    token = AccessToken(application=application, token="kept-cursor", scope="read", expires=timezone.now())
+    token.token_checksum = token_checksum("kept-cursor")
+    statements.insert(token)
+    twin = AccessToken(application=application, token="kept-cursor", scope="read", expires=timezone.now())
+    twin.token_checksum = token_checksum("kept-cursor")
+    with pytest.raises(IntegrityError):  # django.db's, not psycopg's
+        with transaction.atomic():
+            statements.insert(twin)
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            statements.insert(AccessToken(
+                application=application, token="kept-cursor", scope="read", expires=timezone.now(),
+                token_checksum=token_checksum("kept-cursor"),
+            ))
+        with pytest.raises(TransactionManagementError):
+            statements.fetch_one(connection, "SELECT 1")
+        transaction.set_rollback(True)
+
+
+@needs_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_cursor_follows_a_new_connection():
+    statements.fetch_one(connection, "SELECT 1")
+    before = connection._statement_cursor
+    connection.close()
+    assert statements.fetch_one(connection, "SELECT %s", [3]) == (3,)
+    assert connection._statement_cursor is not before and connection._statement_cursor.connection is connection.connection
+
+
+def test_statements_are_seen_by_execute_wrappers_and_query_logging(db):
+    sent = []
+    with connection.execute_wrapper(lambda execute, sql, *args: sent.append(sql) or execute(sql, *args)):
+        statements.fetch_one(connection, "SELECT 1")
+    with CaptureQueriesContext(connection) as captured:
+        statements.fetch_one(connection, "SELECT 1")
+    assert sent == ["SELECT 1"] and [q["sql"] for q in captured.captured_queries] == ["SELECT 1"]
