@@ -299,6 +299,29 @@ class OIDCValidator(OAuth2Validator):
             cache[code] = statements.first(get_grant_model(), "code", code, related=("user", "oidc_subject"), config_version=True)
         return cache[code]
 
+    def _create_authorization_code(self, request, code, expires=None):
+        # DOT's, written with the prepared INSERT: the ORM's create() cost a login some
+        # 0.15 ms, and on PostgreSQL a wait for the disk that a code does not need (see
+        # ASYNC_COMMIT_AUTHORIZATION_CODES).
+        if request.code_challenge_method == "plain":  # RFC 9700 §2.1.1 (our server refuses it earlier)
+            raise errors.InvalidRequestError(description='Unsupported "plain" code_challenge_method; use "S256".', request=request)
+        if not expires:
+            expires = timezone.now() + timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS)
+        grant = get_grant_model()(
+            application=request.client,
+            user=request.user,
+            code=code["code"],
+            expires=expires,
+            redirect_uri=request.redirect_uri,
+            scope=" ".join(request.scopes),
+            code_challenge=request.code_challenge or "",
+            code_challenge_method=request.code_challenge_method or "",
+            nonce=request.nonce or "",
+            claims=json.dumps(request.claims or {}),
+            resource=getattr(request, "resource", []),
+        )
+        return statements.insert(grant, durable=not oidc_settings.ASYNC_COMMIT_AUTHORIZATION_CODES)
+
     def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
         grant = self._grant(code, request)
         return grant.scope.split() if grant and grant.scope else []

@@ -1,4 +1,5 @@
-"""Which token writes wait for the disk on PostgreSQL (OIDC_PROVIDER["ASYNC_COMMIT_LONE_ACCESS_TOKENS"]).
+"""Which writes wait for the disk on PostgreSQL (OIDC_PROVIDER["ASYNC_COMMIT_LONE_ACCESS_TOKENS"],
+"ASYNC_COMMIT_AUTHORIZATION_CODES").
 
 An access token issued with no other write is committed with ``synchronous_commit`` off for
 that one statement: a database crash can only lose such a token, which then stops working
@@ -100,3 +101,27 @@ def test_the_setting_turns_it_off(client, service_app):
             response = client_credentials(client, service_app)
     assert response.status_code == 200
     assert relaxed_statements(captured) == []
+
+
+def test_an_authorization_code_does_not_wait_for_the_disk_and_is_exchanged_once(client, web_app):
+    from oauth2_provider.models import get_grant_model
+
+    client.force_login(UserFactory())
+    with CaptureQueriesContext(connection) as captured:
+        code = get_code(client, web_app)["code"]
+    relaxed = relaxed_statements(captured)
+    grant_table = get_grant_model()._meta.db_table
+    assert len(relaxed) == 1 and relaxed[0].startswith(f'INSERT INTO "{grant_table}"') and RELAXED in relaxed[0]
+    assert synchronous_commit_now() == "on"
+    assert exchange(client, web_app, code, secret=web_app.plaintext_secret).status_code == 200
+    replay = exchange(client, web_app, code, secret=web_app.plaintext_secret)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+
+
+def test_the_codes_setting_turns_it_off(client, web_app):
+    client.force_login(UserFactory())
+    with override_settings(OIDC_PROVIDER={**settings.OIDC_PROVIDER, "ASYNC_COMMIT_AUTHORIZATION_CODES": False}):
+        with CaptureQueriesContext(connection) as captured:
+            code = get_code(client, web_app)["code"]
+    assert relaxed_statements(captured) == []
+    assert exchange(client, web_app, code, secret=web_app.plaintext_secret).status_code == 200
