@@ -125,6 +125,7 @@ def insert(instance, links=None, durable=True):
     connection = connections[using]
     prepared = _prepared(model, using)
     if prepared is None or instance.pk is not None:
+        config_cache.confirm()  # a save() cannot check an assumed version itself
         instance.save(using=using)
         return instance
     fields, sql, returning = prepared
@@ -489,6 +490,7 @@ class Chain:
     def execute(self):
         """Write the chain; the number of rows its first statement deleted or updated (0:
         nothing was written)."""
+        config_cache.confirm()  # a chain's statements do not check an assumed version
         connection = connections[self.using]
         if connection.vendor != "postgresql":
             return self._execute_in_turn(connection)
