@@ -95,9 +95,10 @@ def _snapshot():
     checked = getattr(_local, "checked", None)
     if checked is not None:
         return checked
-    if getattr(_local, "assuming", False) and _current.version is not None:
-        _local.checked, _local.assumed = _current, _current.version
-        return _current
+    current = _current  # once: another thread may replace it meanwhile
+    if getattr(_local, "assuming", False) and current.version is not None:
+        _local.checked, _local.assumed = current, current.version
+        return current
     return _adopt(*_read_version())
 
 

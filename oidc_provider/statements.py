@@ -32,7 +32,7 @@ from contextvars import ContextVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, router, transaction
-from django.db.models import DO_NOTHING, DateTimeField
+from django.db.models import DO_NOTHING, CharField, DateTimeField
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from . import config_cache
@@ -79,13 +79,22 @@ def _prepare_if_version(model, connection, prepared):
     qn = connection.ops.quote_name
     if connection.vendor == "postgresql":
         # A bare parameter in a SELECT list would be typed text; the column's type is known.
-        values = ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields)
+        values = ", ".join(f"CAST(%s AS {_parameter_type(f, connection)})" for f in fields)
     else:
         values = ", ".join(["%s"] * len(fields))  # column affinity converts, as for VALUES
     return "INSERT INTO {} ({}) SELECT {} WHERE EXISTS (SELECT 1 FROM {} WHERE id = 1 AND value = %s) RETURNING {}".format(
         qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields), values,
         qn(ConfigVersion._meta.db_table), qn(model._meta.pk.column),
     )
+
+
+def _parameter_type(field, connection):
+    """The type a parameter of an INSERT … SELECT is cast to: the column's, but a string's
+    without its length, so that an over-long value is refused as VALUES would refuse it
+    (an explicit cast to varchar(n) would cut it short)."""
+    if isinstance(field, CharField):
+        return connection.ops.cast_char_field_without_max_length
+    return field.cast_db_type(connection)
 
 
 def _conditional_insert_sql(model, using, prepared):
@@ -309,6 +318,7 @@ def statement_cursor(connection):
         return
     connection.close_if_health_check_failed()
     connection.ensure_connection()
+    connection.validate_thread_sharing()
     connection.validate_no_broken_transaction()
     raw = connection.connection
     kept = getattr(connection, "_statement_cursor", None)
@@ -599,7 +609,7 @@ class Chain:
                     values.append(f"{source}.id")
                 else:
                     # A bare parameter in a SELECT list would be typed text; the column's type is known.
-                    values.append(f"CAST(%s AS {f.cast_db_type(connection)})")
+                    values.append(f"CAST(%s AS {_parameter_type(f, connection)})")
                     fields.append(f)
             from_ = ", ".join(sorted(sources - {"d"}) or ["d"])
             ctes.append(

@@ -521,6 +521,7 @@ class OIDCValidator(OAuth2Validator):
         if chain is not None:
             writing = chain
         elif any(writes):
+            config_cache.confirm()  # a Changed raised inside the transaction would spoil its retry
             writing = transaction.atomic(using=router.db_for_write(get_access_token_model()), savepoint=False)
         else:
             writing = nullcontext()

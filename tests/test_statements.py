@@ -210,3 +210,28 @@ def test_statements_are_seen_by_execute_wrappers_and_query_logging(db):
     with CaptureQueriesContext(connection) as captured:
         statements.fetch_one(connection, "SELECT 1")
     assert sent == ["SELECT 1"] and [q["sql"] for q in captured.captured_queries] == ["SELECT 1"]
+
+
+@needs_postgresql
+def test_an_insert_checking_the_config_version_refuses_an_overlong_string_as_values_would(db):
+    """Its parameters are cast to the columns' types, strings without their length: an
+    over-long value is refused, not cut short."""
+    from django.db import DataError
+
+    from oidc_provider import config_cache
+    from oidc_provider.models import ConfigVersion
+
+    from oauth2_provider.models import get_grant_model
+
+    from tests.factories import UserFactory
+
+    grant = get_grant_model()(
+        application=ApplicationFactory(), user=UserFactory(), code="over-long", expires=timezone.now(),
+        redirect_uri="https://rp.example.com/cb", scope="openid", code_challenge_method="S256" + "x" * 10,
+    )
+    config_cache.observe(ConfigVersion.objects.get(pk=1).value, committed=False)  # a copy to assume
+    with config_cache.assuming():
+        config_cache.get("anything", lambda: "loaded")  # takes the copy: the version is assumed
+        assert config_cache.assumed() is not None
+        with pytest.raises(DataError), transaction.atomic():
+            statements.insert(grant)
