@@ -68,26 +68,6 @@ def _prepared(model, using):
     return _statements[key]
 
 
-def _prepare_if_version(model, connection, prepared):
-    """The model's INSERT as an INSERT … SELECT that writes its row only while config_cache's
-    version is a given value (the last parameter); None where that cannot be said so."""
-    from .models import ConfigVersion
-
-    fields, _sql, returning = prepared
-    if not returning or connection.vendor not in ("postgresql", "sqlite"):
-        return None
-    qn = connection.ops.quote_name
-    if connection.vendor == "postgresql":
-        # A bare parameter in a SELECT list would be typed text; the column's type is known.
-        values = ", ".join(f"CAST(%s AS {_parameter_type(f, connection)})" for f in fields)
-    else:
-        values = ", ".join(["%s"] * len(fields))  # column affinity converts, as for VALUES
-    return "INSERT INTO {} ({}) SELECT {} WHERE EXISTS (SELECT 1 FROM {} WHERE id = 1 AND value = %s) RETURNING {}".format(
-        qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields), values,
-        qn(ConfigVersion._meta.db_table), qn(model._meta.pk.column),
-    )
-
-
 def _parameter_type(field, connection):
     """The type a parameter of an INSERT … SELECT is cast to: the column's, but a string's
     without its length, so that an over-long value is refused as VALUES would refuse it
@@ -98,13 +78,28 @@ def _parameter_type(field, connection):
 
 
 def _conditional_insert_sql(model, using, prepared):
-    """See _prepare_if_version(); None also when the version lives on another database."""
+    """The model's INSERT as an INSERT … SELECT that writes its row only while config_cache's
+    version is a given value (the last parameter); None where that cannot be said so (no
+    RETURNING, another vendor, the version on another database)."""
     from .models import ConfigVersion
 
     key = ("if version", model, using)
     if key not in _statements:
-        same_database = router.db_for_read(ConfigVersion) == using
-        _statements[key] = _prepare_if_version(model, connections[using], prepared) if same_database else None
+        connection = connections[using]
+        fields, _sql, returning = prepared
+        sql = None
+        if returning and connection.vendor in ("postgresql", "sqlite") and router.db_for_read(ConfigVersion) == using:
+            qn = connection.ops.quote_name
+            if connection.vendor == "postgresql":
+                # A bare parameter in a SELECT list would be typed text; the column's type is known.
+                values = ", ".join(f"CAST(%s AS {_parameter_type(f, connection)})" for f in fields)
+            else:
+                values = ", ".join(["%s"] * len(fields))  # column affinity converts, as for VALUES
+            sql = "INSERT INTO {} ({}) SELECT {} WHERE EXISTS (SELECT 1 FROM {} WHERE id = 1 AND value = %s) RETURNING {}".format(
+                qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields), values,
+                qn(ConfigVersion._meta.db_table), qn(model._meta.pk.column),
+            )
+        _statements[key] = sql
     return _statements[key]
 
 
@@ -140,10 +135,12 @@ def insert(instance, links=None, durable=True):
     fields, sql, returning = prepared
     version = config_cache.assumed()
     if version is not None:
-        sql = _conditional_insert_sql(model, using, prepared)
-        if sql is None or pre_save.has_listeners(model):  # check the version first
-            config_cache.confirm()
-            version, (fields, sql, returning) = None, prepared
+        conditional = _conditional_insert_sql(model, using, prepared)
+        if conditional is None or pre_save.has_listeners(model):
+            config_cache.confirm()  # this INSERT cannot check the version: check it first
+            version = None
+        else:
+            sql = conditional
     if not durable and returning and connection.vendor == "postgresql" and not connection.in_atomic_block:
         sql += _NOT_DURABLE
     if pre_save.has_listeners(model):
