@@ -454,3 +454,122 @@ def test_a_change_elsewhere_applies_when_the_version_comes_with_the_codes_read(l
     assert response.status_code == 400 and response.json()["error"] == "unauthorized_client", response.content
     version_reads = [q["sql"] for q in captured.captured_queries if "oidc_provider_configversion" in q["sql"]]
     assert len(version_reads) == 1 and '"oauth2_provider_grant"' in version_reads[0]
+
+
+# -- the authorization endpoint: a change elsewhere applies to the very next request ----------
+
+SPA_URI = "https://spa.example.com/cb"
+
+
+def _grants():
+    from oauth2_provider.models import get_grant_model
+
+    return get_grant_model().objects.count()
+
+
+def _warm(logged_in, app):
+    """Consent remembered and the application in this process's copy."""
+    assert get_code(logged_in, app)["code"]
+
+
+def test_a_response_type_forbidden_elsewhere_is_refused_although_the_copy_allowed_it(logged_in, web_app):
+    """The copy allows the code flow, the database no longer does: refused, once (one audit
+    event), with no code written."""
+    from tests.helpers import authorize, query_of
+
+    _warm(logged_in, web_app)
+    codes, refusals = _grants(), _grant_refusals()
+    GrantPolicy.objects.filter(application_type=policy.WEB, grant=policy.AUTHORIZATION_CODE).update(state=policy.FORBIDDEN)
+    _bump_version_as_another_process()
+    response = authorize(logged_in, web_app)
+    assert response.status_code == 302, response.content[:300]
+    assert query_of(response)["error"] == "unsupported_response_type" and "code" not in query_of(response)
+    assert _grants() == codes
+    assert _grant_refusals() == refusals + 1
+
+
+def test_a_response_type_allowed_elsewhere_is_issued_although_the_copy_forbade_it(logged_in, web_app):
+    """The copy forbids the code flow, the database allows it again: a code, and no refusal
+    recorded."""
+    from tests.helpers import authorize, query_of
+
+    _warm(logged_in, web_app)
+    GrantPolicy.objects.filter(application_type=policy.WEB, grant=policy.AUTHORIZATION_CODE).update(state=policy.FORBIDDEN)
+    config_cache.changed()
+    assert query_of(authorize(logged_in, web_app))["error"] == "unsupported_response_type"
+    refusals = _grant_refusals()
+    GrantPolicy.objects.filter(application_type=policy.WEB, grant=policy.AUTHORIZATION_CODE).update(state=policy.RECOMMENDED)
+    _bump_version_as_another_process()
+    response = authorize(logged_in, web_app)
+    assert response.status_code == 302 and query_of(response)["code"], response.content[:300]
+    assert _grant_refusals() == refusals
+
+
+def test_an_application_deleted_elsewhere_gets_an_error_page_and_no_code(logged_in, web_app):
+    from tests.helpers import authorize
+
+    _warm(logged_in, web_app)
+    Application.objects.filter(pk=web_app.pk).delete()
+    _bump_version_as_another_process()
+    response = authorize(logged_in, web_app)
+    assert response.status_code == 400 and b"client_id" in response.content, response.content[:300]
+    assert _grants() == 0
+
+
+def test_a_redirect_uri_removed_elsewhere_gets_an_error_page_and_no_code(logged_in, web_app):
+    """Never a redirect to a URI the application no longer registers, whatever the copy says."""
+    from tests.helpers import authorize, query_of
+
+    _warm(logged_in, web_app)
+    old_uri, codes = web_app.redirect_uris.split()[0], _grants()
+    Application.objects.filter(pk=web_app.pk).update(redirect_uris="https://moved.example.com/cb")
+    _bump_version_as_another_process()
+    response = authorize(logged_in, web_app, redirect_uri=old_uri)
+    assert response.status_code == 400 and "Location" not in response, response.content[:300]
+    assert _grants() == codes
+    moved = authorize(logged_in, web_app, redirect_uri="https://moved.example.com/cb")
+    assert moved.status_code == 302 and moved["Location"].startswith("https://moved.example.com/cb?") and query_of(moved)["code"]
+
+
+def test_a_login_page_reads_the_version_and_nothing_else(client, logged_in, web_app):
+    """The login page needs the client and redirect URI checked (against the version read),
+    and nothing more."""
+    from tests.helpers import authorize
+
+    _warm(logged_in, web_app)
+    client.logout()
+    response, sent = _with_statements(lambda: authorize(client, web_app))
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), response
+    assert len(sent) == 1 and sent[0].startswith("SELECT value FROM"), sent
+
+
+def test_an_implicit_id_token_is_signed_with_the_key_activated_elsewhere(logged_in, db):
+    """No ID token signed with a key the copy still thinks active."""
+    import jwt
+
+    from tests.factories import ApplicationFactory
+    from tests.helpers import authorize, consent, fragment_of
+
+    app = ApplicationFactory(application_type=policy.SPA, redirect_uris=SPA_URI, grant_types=["authorization_code", "implicit"])
+    keys.ensure_active_key()
+    first = fragment_of(consent(logged_in, authorize(logged_in, app, response_type="id_token")))["id_token"]
+    old_kid = jwt.get_unverified_header(first)["kid"]
+    new_kid = SigningKey.objects.get(status=SigningKey.NEXT).kid
+    SigningKey.objects.filter(kid=old_kid).update(status=SigningKey.INACTIVE)
+    SigningKey.objects.filter(kid=new_kid).update(status=SigningKey.ACTIVE)
+    _bump_version_as_another_process()
+    response = authorize(logged_in, app, response_type="id_token")
+    assert response.status_code == 302, response.content[:300]
+    assert jwt.get_unverified_header(fragment_of(response)["id_token"])["kid"] == new_kid != old_kid
+
+
+def test_a_redirect_uri_registered_elsewhere_works_at_the_first_try(logged_in, web_app):
+    """The copy does not know the new URI; the database does: a code, at the first try."""
+    from tests.helpers import authorize, query_of
+
+    _warm(logged_in, web_app)
+    Application.objects.filter(pk=web_app.pk).update(redirect_uris=f"{web_app.redirect_uris} https://new.example.com/cb")
+    _bump_version_as_another_process()
+    response = authorize(logged_in, web_app, redirect_uri="https://new.example.com/cb")
+    assert response.status_code == 302 and response["Location"].startswith("https://new.example.com/cb?"), response.content[:300]
+    assert query_of(response)["code"]
