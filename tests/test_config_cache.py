@@ -8,6 +8,7 @@ import hashlib
 import secrets
 import time
 
+import jwt
 import psycopg
 import pytest
 import requests
@@ -17,7 +18,8 @@ from oauth2_provider.signals import app_authorized
 
 from oidc_provider import config_cache, keys, policy
 from oidc_provider.models import Application, ConfigVersion, GrantPolicy, SigningKey
-from tests.helpers import basic_auth, exchange, get_code
+from tests.factories import ApplicationFactory
+from tests.helpers import authorize, basic_auth, consent, exchange, fragment_of, get_code, query_of
 
 from .live import HTTP_TIMEOUT, is_postgres, live_provider  # noqa: F401
 
@@ -475,8 +477,6 @@ def _warm(logged_in, app):
 def test_a_response_type_forbidden_elsewhere_is_refused_although_the_copy_allowed_it(logged_in, web_app):
     """The copy allows the code flow, the database no longer does: refused, once (one audit
     event), with no code written."""
-    from tests.helpers import authorize, query_of
-
     _warm(logged_in, web_app)
     codes, refusals = _grants(), _grant_refusals()
     GrantPolicy.objects.filter(application_type=policy.WEB, grant=policy.AUTHORIZATION_CODE).update(state=policy.FORBIDDEN)
@@ -491,8 +491,6 @@ def test_a_response_type_forbidden_elsewhere_is_refused_although_the_copy_allowe
 def test_a_response_type_allowed_elsewhere_is_issued_although_the_copy_forbade_it(logged_in, web_app):
     """The copy forbids the code flow, the database allows it again: a code, and no refusal
     recorded."""
-    from tests.helpers import authorize, query_of
-
     _warm(logged_in, web_app)
     GrantPolicy.objects.filter(application_type=policy.WEB, grant=policy.AUTHORIZATION_CODE).update(state=policy.FORBIDDEN)
     config_cache.changed()
@@ -506,8 +504,6 @@ def test_a_response_type_allowed_elsewhere_is_issued_although_the_copy_forbade_i
 
 
 def test_an_application_deleted_elsewhere_gets_an_error_page_and_no_code(logged_in, web_app):
-    from tests.helpers import authorize
-
     _warm(logged_in, web_app)
     Application.objects.filter(pk=web_app.pk).delete()
     _bump_version_as_another_process()
@@ -518,8 +514,6 @@ def test_an_application_deleted_elsewhere_gets_an_error_page_and_no_code(logged_
 
 def test_a_redirect_uri_removed_elsewhere_gets_an_error_page_and_no_code(logged_in, web_app):
     """Never a redirect to a URI the application no longer registers, whatever the copy says."""
-    from tests.helpers import authorize, query_of
-
     _warm(logged_in, web_app)
     old_uri, codes = web_app.redirect_uris.split()[0], _grants()
     Application.objects.filter(pk=web_app.pk).update(redirect_uris="https://moved.example.com/cb")
@@ -534,8 +528,6 @@ def test_a_redirect_uri_removed_elsewhere_gets_an_error_page_and_no_code(logged_
 def test_a_login_page_reads_the_version_and_nothing_else(client, logged_in, web_app):
     """The login page needs the client and redirect URI checked (against the version read),
     and nothing more."""
-    from tests.helpers import authorize
-
     _warm(logged_in, web_app)
     client.logout()
     response, sent = _with_statements(lambda: authorize(client, web_app))
@@ -545,11 +537,6 @@ def test_a_login_page_reads_the_version_and_nothing_else(client, logged_in, web_
 
 def test_an_implicit_id_token_is_signed_with_the_key_activated_elsewhere(logged_in, db):
     """No ID token signed with a key the copy still thinks active."""
-    import jwt
-
-    from tests.factories import ApplicationFactory
-    from tests.helpers import authorize, consent, fragment_of
-
     app = ApplicationFactory(application_type=policy.SPA, redirect_uris=SPA_URI, grant_types=["authorization_code", "implicit"])
     keys.ensure_active_key()
     first = fragment_of(consent(logged_in, authorize(logged_in, app, response_type="id_token")))["id_token"]
@@ -565,8 +552,6 @@ def test_an_implicit_id_token_is_signed_with_the_key_activated_elsewhere(logged_
 
 def test_a_redirect_uri_registered_elsewhere_works_at_the_first_try(logged_in, web_app):
     """The copy does not know the new URI; the database does: a code, at the first try."""
-    from tests.helpers import authorize, query_of
-
     _warm(logged_in, web_app)
     Application.objects.filter(pk=web_app.pk).update(redirect_uris=f"{web_app.redirect_uris} https://new.example.com/cb")
     _bump_version_as_another_process()
