@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.db.models import Case, Count, Max, Q, Value, When
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
@@ -46,12 +47,14 @@ def _order_of(field, values):
     return Case(*(When(**{field: v}, then=Value(i)) for i, v in enumerate(values)), default=Value(len(values)))
 
 
-def secret_message(app):
-    """The one message that carries a client's secret in clear (the bulk regenerate action)."""
-    return _(
-        "Client ID: %(client_id)s — client secret: %(secret)s — copy the secret now: it is stored "
-        "only as a digest and will not be shown again."
-    ) % {"client_id": app.client_id, "secret": app.plaintext_secret}
+def secret_waiting_message(app):
+    """Messages are kept in the session: they never carry a secret, only where to see it."""
+    return format_html(
+        _("Client ID: {client_id} — its client secret is shown once on <a href=\"{url}\">its credentials page</a>; "
+          "open it within {minutes} minutes, or regenerate the secret later."),
+        client_id=app.client_id, url=_url("oidc_provider_application_credentials", app.pk),
+        minutes=views.SHOWN_ONCE_SECONDS // 60,
+    )
 
 
 def public_message(app):
@@ -212,14 +215,16 @@ class ApplicationAdmin(admin.ModelAdmin):
 
     def response_add(self, request, obj, post_url_continue=None):
         if views.is_popup(request):
+            # The popup closes itself: the secret waits, sealed, on the credentials page.
             if obj.is_public:
                 self.message_user(request, public_message(obj), messages.INFO)
             elif obj.plaintext_secret:
-                self.message_user(request, secret_message(obj), messages.WARNING)
-            return super().response_add(request, obj, post_url_continue)
+                views.stash_client_secret(request, obj, obj.plaintext_secret)
+                self.message_user(request, secret_waiting_message(obj), messages.WARNING)
+            return views.shown_once(request, super().response_add(request, obj, post_url_continue))
         if obj.plaintext_secret:
             views.stash_client_secret(request, obj, obj.plaintext_secret)
-        return redirect(_url("oidc_provider_application_credentials", obj.pk))
+        return views.shown_once_redirect(request, _url("oidc_provider_application_credentials", obj.pk))
 
     def response_change(self, request, obj):
         # A public application turned confidential gets its first secret on this save.
@@ -230,11 +235,13 @@ class ApplicationAdmin(admin.ModelAdmin):
                 _("%(name)s is now a confidential client and has a client secret, shown once below.") % {"name": obj.name},
                 messages.SUCCESS,
             )
-            return redirect(_url("oidc_provider_application_credentials", obj.pk))
+            return views.shown_once_redirect(request, _url("oidc_provider_application_credentials", obj.pk))
         return super().response_change(request, obj)
 
     @admin.action(description=_("Regenerate client secret"), permissions=["change"])
     def regenerate_secret(self, request, queryset):
+        """The new secrets are shown in this response alone (no-store), never kept anywhere."""
+        regenerated = []
         for app in queryset:
             if app.is_public:
                 self.message_user(request, public_message(app), messages.INFO)
@@ -243,7 +250,20 @@ class ApplicationAdmin(admin.ModelAdmin):
             app.save()
             self.log_change(request, app, [{"changed": {"fields": ["client secret"]}}])
             audit.record(audit.APPLICATION_SECRET_REGENERATED, request=request, target=app)
-            self.message_user(request, secret_message(app), messages.WARNING)
+            regenerated.append(
+                {"application": app, "secret": app.plaintext_secret,
+                 "credentials_url": _url("oidc_provider_application_credentials", app.pk)}
+            )
+        if not regenerated:
+            return None
+        context = views.admin_context(
+            request, self,
+            ngettext("New client secret", "New client secrets", len(regenerated)),
+            regenerated=regenerated, list_url=_url("oidc_provider_application_changelist"),
+        )
+        response = TemplateResponse(request, "console/admin/secrets_regenerated.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.action(description=_("Revoke all tokens of the selected applications"), permissions=["change"])
     def revoke_all_tokens(self, request, queryset):
@@ -567,8 +587,8 @@ class AccessAccountAdmin(admin.ModelAdmin):
     def response_add(self, request, obj, post_url_continue=None):
         if getattr(request, "_console_keys_issued", False) and not views.is_popup(request):
             self.message_user(request, _("Account %(name)s created.") % {"name": obj.name}, messages.SUCCESS)
-            return redirect(_url("oidc_provider_accesskey_issued"))
-        return super().response_add(request, obj, post_url_continue)
+            return views.shown_once_redirect(request, _url("oidc_provider_accesskey_issued"))
+        return views.shown_once(request, super().response_add(request, obj, post_url_continue))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = dict(extra_context or {})
@@ -584,7 +604,7 @@ class AccessAccountAdmin(admin.ModelAdmin):
             self.log_change(request, account, [{"added": {"name": "access key", "object": key.access_key}}])
             pairs.append((key, sk))
         views.stash_access_keys(request, pairs)
-        return redirect(_url("oidc_provider_accesskey_issued"))
+        return views.shown_once_redirect(request, _url("oidc_provider_accesskey_issued"))
 
 
 @admin.register(AccessKey)
@@ -659,7 +679,7 @@ class AccessKeyAdmin(admin.ModelAdmin):
             self.message_user(request, _("Only active pairs can be rotated; the selected ones are revoked."), messages.INFO)
             return None
         views.stash_access_keys(request, pairs)
-        return redirect(_url("oidc_provider_accesskey_issued"))
+        return views.shown_once_redirect(request, _url("oidc_provider_accesskey_issued"))
 
 
 # -- tokens and consents --------------------------------------------------------------------------

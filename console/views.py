@@ -4,8 +4,10 @@ Each view takes the ``ModelAdmin`` it belongs to, for permissions and the admin'
 ``console.admin`` wraps them with ``admin_site.admin_view`` (staff login, CSRF, no cache).
 
 Secrets shown once (a new client secret, a new SK) pass from the request that made them to
-the page that shows them through the session, and are popped as that page renders: a reload
-finds nothing, and nothing keeps them afterwards.
+the page that shows them encrypted: the session holds only ciphertext, and its key travels
+in a short-lived cookie of its own (HttpOnly, SameSite=Strict, scoped to the admin), so
+neither the session table nor the browser alone holds the secret. The page that shows them
+pops the ciphertext and drops the cookie: a reload finds nothing.
 """
 
 import csv
@@ -13,6 +15,8 @@ import json
 from datetime import datetime, time
 from urllib.parse import urlencode
 
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import PermissionDenied
@@ -35,6 +39,10 @@ from .forms import ApplicationForm, FlowCreateForm
 
 SECRET_SESSION_KEY = "console.shown_once.client_secret"
 KEYS_SESSION_KEY = "console.shown_once.access_keys"
+SHOWN_ONCE_COOKIE = "console_shown_once"
+# Long enough to open the page the redirect points to; a secret not shown by then is lost
+# (regenerate it or rotate the pair).
+SHOWN_ONCE_SECONDS = 300
 
 
 def admin_context(request, model_admin, title, **extra):
@@ -59,37 +67,87 @@ def render_diagrams(application_type, grants):
     return [(d, charts.sequence_diagram(d)) for d in flows.diagrams_for(application_type, grants)]
 
 
-# -- secrets passed once through the session -----------------------------------------------
+# -- secrets passed once, encrypted, from the request that made them to the page that shows them --
+
+
+def _shown_once_fernet(request):
+    """The cipher of this browser's pending secrets: the key in its cookie, or a new one."""
+    key = getattr(request, "_console_shown_once_key", None) or request.COOKIES.get(SHOWN_ONCE_COOKIE, "")
+    try:
+        fernet = Fernet(key)
+    except (ValueError, TypeError):
+        key = Fernet.generate_key().decode()
+        fernet = Fernet(key)
+    request._console_shown_once_key = key
+    return fernet
+
+
+def _seal(request, value):
+    return _shown_once_fernet(request).encrypt(json.dumps(value).encode()).decode()
+
+
+def _open(request, token):
+    key = request.COOKIES.get(SHOWN_ONCE_COOKIE, "")
+    if not isinstance(token, str) or not key:
+        return None
+    try:
+        return json.loads(Fernet(key).decrypt(token.encode(), ttl=SHOWN_ONCE_SECONDS))
+    except (InvalidToken, ValueError, TypeError):
+        return None
+
+
+def shown_once(request, response):
+    """Give ``response`` the cookie that opens what this request stashed, or drop the cookie
+    once nothing is pending; returns ``response``."""
+    key = getattr(request, "_console_shown_once_key", None)
+    path = reverse("admin:index")
+    if key is not None:
+        response.set_cookie(
+            SHOWN_ONCE_COOKIE, key, max_age=SHOWN_ONCE_SECONDS, path=path,
+            secure=settings.SESSION_COOKIE_SECURE, httponly=True, samesite="Strict",
+        )
+    elif SHOWN_ONCE_COOKIE in request.COOKIES and not (
+        request.session.get(SECRET_SESSION_KEY) or request.session.get(KEYS_SESSION_KEY)
+    ):
+        response.delete_cookie(SHOWN_ONCE_COOKIE, path=path, samesite="Strict")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def shown_once_redirect(request, url):
+    """The redirect to the page that shows what this request stashed."""
+    return shown_once(request, redirect(url))
 
 
 def stash_client_secret(request, application, secret):
     shown = request.session.get(SECRET_SESSION_KEY, {})
-    shown[str(application.pk)] = {"client_id": application.client_id, "secret": secret}
+    shown[str(application.pk)] = _seal(request, {"client_id": application.client_id, "secret": secret})
     request.session[SECRET_SESSION_KEY] = shown
 
 
 def pop_client_secret(request, application):
     shown = request.session.get(SECRET_SESSION_KEY, {})
-    entry = shown.pop(str(application.pk), None)
+    entry = _open(request, shown.pop(str(application.pk), None))
     if shown:
         request.session[SECRET_SESSION_KEY] = shown
     else:
         request.session.pop(SECRET_SESSION_KEY, None)
     request.session.modified = True
-    if entry and entry.get("client_id") == application.client_id and not application.is_public:
+    if isinstance(entry, dict) and entry.get("client_id") == application.client_id and not application.is_public:
         return entry.get("secret")
     return None
 
 
 def stash_access_keys(request, pairs):
-    """Keep (AccessKey, sk) pairs for the one page that shows them."""
-    request.session[KEYS_SESSION_KEY] = [
-        {"key_id": key.pk, "access_key": key.access_key, "secret_key": sk} for key, sk in pairs
-    ]
+    """Keep (AccessKey, sk) pairs, sealed, for the one page that shows them."""
+    request.session[KEYS_SESSION_KEY] = _seal(
+        request, [{"key_id": key.pk, "access_key": key.access_key, "secret_key": sk} for key, sk in pairs]
+    )
 
 
 def pop_access_keys(request):
-    return request.session.pop(KEYS_SESSION_KEY, None) or []
+    shown = _open(request, request.session.pop(KEYS_SESSION_KEY, None))
+    return [e for e in shown if isinstance(e, dict)] if isinstance(shown, list) else []
 
 
 # -- applications: the flow chooser, the page after creating, secrets, tokens ------------------
@@ -125,7 +183,7 @@ def flow_chooser(request, model_admin):
                     )
                     if app.plaintext_secret:
                         stash_client_secret(request, app, app.plaintext_secret)
-                    return redirect(admin_url("oidc_provider_application_credentials", app.pk))
+                    return shown_once_redirect(request, admin_url("oidc_provider_application_credentials", app.pk))
                 for field, errors in app_form.errors.items():
                     target = field if field in create_form.fields else None
                     for error in errors:
@@ -204,10 +262,8 @@ def application_credentials(request, model_admin, object_id):
         type_label=dict(policy.APPLICATION_TYPE_CHOICES).get(app.application_type, app.application_type),
         can_change=model_admin.has_change_permission(request, app),
     )
-    response = TemplateResponse(request, "console/admin/application_credentials.html", context)
-    # The secret is in this page only once: never let a cache keep it.
-    response["Cache-Control"] = "no-store"
-    return response
+    # The secret is in this page only once: never let a cache keep it (shown_once says no-store).
+    return shown_once(request, TemplateResponse(request, "console/admin/application_credentials.html", context))
 
 
 def regenerate_secret(request, model_admin, object_id):
@@ -224,7 +280,7 @@ def regenerate_secret(request, model_admin, object_id):
         model_admin.log_change(request, app, [{"changed": {"fields": ["client secret"]}}])
         audit.record(audit.APPLICATION_SECRET_REGENERATED, request=request, target=app)
         stash_client_secret(request, app, secret)
-        return redirect(admin_url("oidc_provider_application_credentials", app.pk))
+        return shown_once_redirect(request, admin_url("oidc_provider_application_credentials", app.pk))
     context = admin_context(
         request,
         model_admin,
@@ -503,7 +559,7 @@ def issue_access_key(request, model_admin, object_id):
     model_admin.log_change(request, account, [{"added": {"name": "access key", "object": key.access_key}}])
     audit.record(audit.ACCESS_KEY_ISSUED, request=request, target=key, target_label=key.access_key, account=account.name)
     stash_access_keys(request, [(key, sk)])
-    return redirect(admin_url("oidc_provider_accesskey_issued"))
+    return shown_once_redirect(request, admin_url("oidc_provider_accesskey_issued"))
 
 
 def access_key_action(request, model_admin, object_id, action):
@@ -529,7 +585,7 @@ def access_key_action(request, model_admin, object_id, action):
         new_key, sk = audit.rotate_access_key(key, request)
         model_admin.log_change(request, key, [{"changed": {"fields": ["revoked"]}}])
         stash_access_keys(request, [(new_key, sk)])
-        return redirect(admin_url("oidc_provider_accesskey_issued"))
+        return shown_once_redirect(request, admin_url("oidc_provider_accesskey_issued"))
     if action == "revoke":
         title = _("Revoke the key pair %(ak)s?") % {"ak": key.access_key}
         text = _(
@@ -594,9 +650,7 @@ def access_keys_issued(request, model_admin):
         token_endpoint=token_endpoint,
         accounts_url=admin_url("oidc_provider_accessaccount_changelist"),
     )
-    response = TemplateResponse(request, "console/admin/access_keys_issued.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
+    return shown_once(request, TemplateResponse(request, "console/admin/access_keys_issued.html", context))
 
 
 # -- the audit log ------------------------------------------------------------------------------

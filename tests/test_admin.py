@@ -219,17 +219,18 @@ def test_public_application_has_no_secret(admin_client):
 
 
 def test_regenerate_secret_action(admin_client, web_app):
+    """The bulk action shows the new secrets in its own response (never in a message kept in the session)."""
     old_digest = web_app.client_secret
-    response = admin_client.post(
-        APPS_URL, {"action": "regenerate_secret", "_selected_action": [web_app.pk]}, follow=True
-    )
+    response = admin_client.post(APPS_URL, {"action": "regenerate_secret", "_selected_action": [web_app.pk]})
     assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
     web_app.refresh_from_db()
     assert web_app.client_secret != old_digest
-    shown = [m for m in messages_of(response) if web_app.client_id in m]
-    secret = re.search(r"client secret: (\S+)", shown[0]).group(1)
+    match = re.search(rf'<pre id="client-secret-{re.escape(web_app.client_id)}"[^>]*>([^<]+)</pre>', response.content.decode())
+    secret = match.group(1)
     assert secrets.verify(secret, web_app.client_secret)
     assert not secrets.verify(secret, old_digest)
+    assert not any(secret in m for m in messages_of(admin_client.get(APPS_URL)))
 
 
 def test_changelist_lists_grants_and_filters_by_type(admin_client, web_app, spa_app):
