@@ -28,6 +28,9 @@ ACCESS_KEY_REVOKED = "access_key.revoked"
 ACCESS_KEY_ROTATED = "access_key.rotated"
 SIGNING_KEY_ROTATED = "signing_key.rotated"
 SIGNING_KEY_RETIRED = "signing_key.retired"
+SIGNING_KEY_IMPORTED = "signing_key.imported"
+SIGNING_KEY_EXPORTED = "signing_key.exported"
+SIGNING_KEYS_REENCRYPTED = "signing_key.reencrypted"
 TOKENS_REVOKED = "tokens.revoked"
 CONSENT_REVOKED = "consent.revoked"
 API_TOKEN_CREATED = "api_token.created"
@@ -113,6 +116,21 @@ def _key_rotated(sender, key=None, previous=(), actor=None, **kwargs):
 @receiver(signals.signing_key_retired, dispatch_uid="console.audit.key_retired")
 def _key_retired(sender, key=None, actor=None, **kwargs):
     record(SIGNING_KEY_RETIRED, actor=actor, actor_label=None if actor else "system", target=key, target_label=key.kid)
+
+
+@receiver(signals.signing_key_imported, dispatch_uid="console.audit.key_imported")
+def _key_imported(sender, key=None, actor=None, **kwargs):
+    record(SIGNING_KEY_IMPORTED, actor=actor, actor_label=None if actor else "system", target=key, target_label=key.kid)
+
+
+@receiver(signals.signing_key_exported, dispatch_uid="console.audit.key_exported")
+def _key_exported(sender, key=None, actor=None, **kwargs):
+    record(SIGNING_KEY_EXPORTED, actor=actor, actor_label=None if actor else "system", target=key, target_label=key.kid)
+
+
+@receiver(signals.signing_keys_reencrypted, dispatch_uid="console.audit.keys_reencrypted")
+def _keys_reencrypted(sender, count=0, actor=None, **kwargs):
+    record(SIGNING_KEYS_REENCRYPTED, actor=actor, actor_label=None if actor else "system", count=count)
 
 
 @receiver(user_login_failed, dispatch_uid="console.audit.login_failed")

@@ -93,6 +93,33 @@ def check_issuer_matches_urls(app_configs, **kwargs):
     return []
 
 
+@register()
+def check_key_encryption_keys(app_configs, **kwargs):
+    """The keys that encrypt the signing keys at rest must be usable Fernet keys."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from . import keys
+
+    try:
+        keys._fernet()
+    except ImproperlyConfigured as e:
+        return [Error(str(e), id="oidc_provider.E009")]
+    return []
+
+
+@register(deploy=True)
+def check_key_encryption_keys_set(app_configs, **kwargs):
+    if oidc_settings.KEY_ENCRYPTION_KEYS is None:
+        return [Warning(
+            "OIDC_PROVIDER['KEY_ENCRYPTION_KEYS'] is not set: the signing keys are encrypted under a key derived "
+            "from SECRET_KEY, so changing SECRET_KEY locks them away and whoever has it can decrypt them.",
+            hint="Set OIDC_PROVIDER['KEY_ENCRYPTION_KEYS'] to [a key from Fernet.generate_key()], read from a secret "
+                 "store, and run manage.py oidc_keys reencrypt.",
+            id="oidc_provider.W004",
+        )]
+    return []
+
+
 @register(Tags.database)
 def check_signing_key(app_configs, databases=None, **kwargs):
     """Without an active key no ID token can be signed (`manage.py check --database default`)."""
@@ -102,7 +129,17 @@ def check_signing_key(app_configs, databases=None, **kwargs):
 
     if not databases:
         return []
+    from django.core.exceptions import ImproperlyConfigured
+
+    from . import keys
+
     try:
+        stored = SigningKey.objects.exclude(status=SigningKey.RETIRED).values_list("kid", "private_key")
+        for kid, private_key in stored:
+            try:
+                keys.decrypt_pem(private_key, kid)
+            except ImproperlyConfigured as e:
+                return [Error(str(e), id="oidc_provider.E010")]
         if SigningKey.objects.filter(status=SigningKey.ACTIVE).exists():
             return []
     except DatabaseError:

@@ -23,6 +23,12 @@ DEFAULTS = {
     # Key for the digests of client secrets (and AK/SK secrets). Defaults to one derived
     # from SECRET_KEY; set it explicitly to rotate SECRET_KEY without re-issuing secrets.
     "SECRET_DIGEST_KEY": None,
+    # Keys that encrypt the signing keys' private PEMs at rest (Fernet keys, as made by
+    # cryptography's Fernet.generate_key()): a list, or one comma-separated string. The first
+    # encrypts, every one decrypts, so a rotation is: put the new key first, run
+    # `manage.py oidc_keys reencrypt`, then drop the old one. None: a key derived from
+    # SECRET_KEY (changing SECRET_KEY would then lock the signing keys away; set this instead).
+    "KEY_ENCRYPTION_KEYS": None,
     # Resource scopes offered beside the OIDC ones: name -> description shown on consent.
     "RESOURCE_SCOPES": {"read": _("Read your data"), "write": _("Change your data")},
     # "opaque": a random `sub` per user, kept in the Subject table; "pk": the user's database id.

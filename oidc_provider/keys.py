@@ -6,6 +6,10 @@ There is always a ``next`` key, as Okta and Google publish theirs ahead of use (
 §10.1.1): a rotation promotes a key relying parties have had in their JWKS for as long as
 the previous rotation is old, so it never shows them an unknown ``kid``, whatever they cache.
 Parsing a PEM costs ~40 ms, so each key is parsed once per process and kept by ``kid``.
+
+Private keys are stored encrypted (Fernet) under the key-encryption keys of
+``OIDC_PROVIDER["KEY_ENCRYPTION_KEYS"]``: a copy of the database, or a backup, signs nothing
+without them. A key is decrypted when it is parsed, so signing never decrypts per request.
 """
 
 import base64
@@ -15,9 +19,13 @@ import threading
 from dataclasses import dataclass, field
 
 import jwt
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
+from django.utils.crypto import salted_hmac
 from django.utils import timezone
 
 from . import signals
@@ -63,10 +71,144 @@ def thumbprint(jwk_dict):
     return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
 
 
-def _load(kid, pem):
+# -- encryption at rest ---------------------------------------------------------------------
+
+PLAINTEXT_PREFIX = "-----BEGIN"
+_fernets = {}
+
+
+def key_encryption_keys():
+    """The configured key-encryption keys, first (the one that encrypts) first."""
+    from .conf import oidc_settings
+
+    value = oidc_settings.KEY_ENCRYPTION_KEYS
+    if value is None:
+        derived = salted_hmac("oidc_provider.keys.key-encryption-key", "", secret=settings.SECRET_KEY, algorithm="sha256")
+        return [base64.urlsafe_b64encode(derived.digest()).decode()]
+    if isinstance(value, (str, bytes)):
+        value = value.decode() if isinstance(value, bytes) else value
+        value = value.split(",")
+    return [k.decode().strip() if isinstance(k, bytes) else str(k).strip() for k in value if str(k).strip()]
+
+
+def _fernet():
+    configured = tuple(key_encryption_keys())
+    fernet = _fernets.get(configured)
+    if fernet is None:
+        if not configured:
+            raise ImproperlyConfigured(
+                "OIDC_PROVIDER['KEY_ENCRYPTION_KEYS'] is empty; set at least one key "
+                "(make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
+            )
+        try:
+            fernet = MultiFernet([Fernet(k) for k in configured])
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                "OIDC_PROVIDER['KEY_ENCRYPTION_KEYS'] holds a value that is not a Fernet key (32 random bytes, "
+                "url-safe base64); make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'."
+            ) from None
+        _fernets.clear()
+        _fernets[configured] = fernet
+    return fernet
+
+
+def is_encrypted(stored):
+    return not stored.lstrip().startswith(PLAINTEXT_PREFIX)
+
+
+def encrypt_pem(pem):
+    """A private key's PEM as it is stored: encrypted under the first key-encryption key."""
+    return _fernet().encrypt(pem.encode()).decode()
+
+
+def decrypt_pem(stored, kid=None):
+    """The PEM of a stored private key; a plaintext PEM (not yet migrated) is returned as is."""
+    if not is_encrypted(stored):
+        return stored
+    try:
+        return _fernet().decrypt(stored.encode()).decode()
+    except InvalidToken:
+        raise ImproperlyConfigured(
+            f"The private key of signing key {kid or '?'} cannot be decrypted with any of "
+            "OIDC_PROVIDER['KEY_ENCRYPTION_KEYS']. Configure the key-encryption key it was encrypted "
+            "with (keep it after the new one until 'manage.py oidc_keys reencrypt' has run)."
+        ) from None
+
+
+def reencrypt(actor=None):
+    """Encrypt every stored private key under the first key-encryption key; returns how many.
+
+    Plaintext PEMs are encrypted too. After it, the older key-encryption keys can be dropped.
+    Nothing changes unless every key decrypts.
+    """
+    from .models import SigningKey
+
+    with transaction.atomic():
+        rows = list(SigningKey.objects.select_for_update().order_by("pk"))
+        plaintext = [decrypt_pem(key.private_key, key.kid) for key in rows]
+        for key, pem in zip(rows, plaintext):
+            key.private_key = encrypt_pem(pem)
+            key.save(update_fields=["private_key"])  # and every process's config cache follows
+    signals.signing_keys_reencrypted.send(sender=SigningKey, count=len(rows), actor=actor)
+    return len(rows)
+
+
+def private_key_from_pem(pem):
+    """A parsed RSA private key from PEM text (bytes or str); ValueError if it is not one."""
+    if isinstance(pem, str):
+        pem = pem.encode()
+    try:
+        private_key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise ValueError("This is not an unencrypted PEM private key (PKCS#8 or PKCS#1).") from None
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise ValueError(f"Only RSA keys sign with {ALGORITHM}; this is a {type(private_key).__name__.lstrip('_')}.")
+    if private_key.key_size < 2048:
+        raise ValueError(f"The key has {private_key.key_size} bits; RS256 keys need at least 2048.")
+    return private_key
+
+
+def _pkcs8(private_key):
+    return private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def export_pem(key, actor=None):
+    """The private key of a SigningKey row as an unencrypted PKCS#8 PEM (for a backup or a move)."""
+    from .models import SigningKey
+
+    pem = decrypt_pem(key.private_key, key.kid)
+    signals.signing_key_exported.send(sender=SigningKey, key=key, actor=actor)
+    return pem
+
+
+def import_pem(pem, status="next", actor=None):
+    """Store an existing RSA private key (PEM) as a new signing key; returns the row.
+
+    It is published as ``next`` by default, so relying parties see it before it signs;
+    ``inactive`` keeps verifying what it signed elsewhere without ever signing here.
+    Raises ValueError for anything that is not a usable key, or one already stored.
+    """
+    from .models import SigningKey
+
+    if status not in (SigningKey.NEXT, SigningKey.INACTIVE):
+        raise ValueError("An imported key starts as 'next' or 'inactive'; rotate to make it active.")
+    private_key = private_key_from_pem(pem)
+    kid = thumbprint(public_jwk(private_key.public_key()))
+    if SigningKey.objects.filter(kid=kid).exists():
+        raise ValueError(f"This key is already stored, as kid {kid}.")
+    key = SigningKey.objects.create(kid=kid, private_key=encrypt_pem(_pkcs8(private_key)), status=status)
+    signals.signing_key_imported.send(sender=SigningKey, key=key, actor=actor)
+    return key
+
+
+def _load(kid, stored):
     with _lock:
         loaded = _parsed.get(kid)
         if loaded is None:
+            pem = decrypt_pem(stored, kid)
             private_key = serialization.load_pem_private_key(pem.encode(), password=None)
             jwk_dict = public_jwk(private_key.public_key())
             jwk_dict.update({"kid": kid, "alg": ALGORITHM, "use": "sig"})
@@ -79,13 +221,10 @@ def generate(status="active"):
     from .models import SigningKey
 
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
     kid = thumbprint(public_jwk(private_key.public_key()))
     now = timezone.now()
     return SigningKey.objects.create(
-        kid=kid, private_key=pem, status=status, activated_at=now if status == "active" else None
+        kid=kid, private_key=encrypt_pem(_pkcs8(private_key)), status=status, activated_at=now if status == "active" else None
     )
 
 

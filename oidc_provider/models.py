@@ -234,7 +234,8 @@ class SigningKey(models.Model):
 
     kid = models.CharField(_("key ID"), max_length=64, unique=True)
     algorithm = models.CharField(_("algorithm"), max_length=8, default="RS256")
-    private_key = models.TextField(_("private key (PEM)"))
+    # Encrypted under OIDC_PROVIDER["KEY_ENCRYPTION_KEYS"] (keys.encrypt_pem); never a plain PEM.
+    private_key = models.TextField(_("private key (encrypted PEM)"))
     status = models.CharField(_("status"), max_length=16, choices=STATUS_CHOICES, default=NEXT, db_index=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     activated_at = models.DateTimeField(_("activated"), null=True, blank=True)

@@ -14,3 +14,9 @@ refresh_token_replayed = Signal()
 signing_key_rotated = Signal()
 # kwargs: key, actor
 signing_key_retired = Signal()
+# kwargs: key, actor
+signing_key_imported = Signal()
+# kwargs: key, actor (a private key left the provider in clear)
+signing_key_exported = Signal()
+# kwargs: count, actor (every private key now encrypted under the first key-encryption key)
+signing_keys_reencrypted = Signal()

@@ -3,6 +3,7 @@
 Every variable is documented in CONTRACT.md §2; defaults make a fresh clone run as is.
 """
 
+import base64
 import os
 import secrets
 from datetime import timedelta
@@ -19,20 +20,41 @@ def _env_bool(name, default=False):
     return os.environ.get(name, "1" if default else "0").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _persistent_secret_key():
-    """A deployment sets DJANGO_SECRET_KEY; a fresh clone gets one generated once and kept."""
-    path = DATA_DIR / "secret_key"
+def _persistent_secret(name, make):
+    """A secret a deployment sets in the environment; a fresh clone gets one generated once
+    into the data folder, readable by its owner only (mode 0600)."""
+    path = DATA_DIR / name
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        key = secrets.token_urlsafe(50)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        pass
+    # Written whole under a private name, then linked into place: a second process starting
+    # at the same moment reads either nothing or the complete secret, never half of one.
+    value = make()
+    partial = DATA_DIR / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(fd, "w") as f:
-            f.write(key)
-        return key
+            f.write(value)
+        os.link(partial, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        partial.unlink(missing_ok=True)
+    return value
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _persistent_secret_key()
+GENERATED_SECRET_KEY_FILE = DATA_DIR / "secret_key"
+GENERATED_KEY_ENCRYPTION_KEY_FILE = DATA_DIR / "key_encryption_key"
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _persistent_secret(GENERATED_SECRET_KEY_FILE.name, lambda: secrets.token_urlsafe(50))
+# Fernet keys (32 random bytes, url-safe base64): the first encrypts the signing keys, all decrypt.
+OIDC_KEY_ENCRYPTION_KEYS = [
+    k.strip() for k in (
+        os.environ.get("OIDC_KEY_ENCRYPTION_KEY")
+        or _persistent_secret(GENERATED_KEY_ENCRYPTION_KEY_FILE.name, lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
+    ).split(",") if k.strip()
+]
 DEBUG = _env_bool("DJANGO_DEBUG")
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 
@@ -169,6 +191,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("DJAN
 OIDC_PROVIDER = {
     "ISSUER": os.environ.get("OIDC_ISSUER", "http://127.0.0.1:8000/oidc"),
     "SITE_NAME": os.environ.get("OIDC_SITE_NAME", "Identity"),
+    "KEY_ENCRYPTION_KEYS": OIDC_KEY_ENCRYPTION_KEYS,
 }
 
 # The provider configures django-oauth-toolkit itself (oidc_provider.apps); a site only
