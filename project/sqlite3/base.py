@@ -7,6 +7,10 @@ CPU idle. Here each write transaction (and each write outside one) first takes a
 exclusive ``flock`` on ``<database>.writers``, which the kernel hands to the next waiter
 the moment it is released. The lock only orders our own writers; SQLite's locking, and its
 busy timeout for any other process, still decide what is safe.
+
+The database holds every secret's digest, the encrypted signing keys and the sessions: its
+file is made readable by its owner only (0600) before SQLite opens it, and SQLite gives the
+``-wal`` and ``-shm`` files it makes beside it the database file's mode.
 """
 
 import fcntl
@@ -22,6 +26,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     _writers = None  # the lock file's descriptor; None for an in-memory database
 
     def get_new_connection(self, conn_params):
+        if not self.is_in_memory_db():
+            _private_file(self.settings_dict["NAME"])
         connection = super().get_new_connection(conn_params)
         if self._writers is None and not self.is_in_memory_db():
             self._writers = os.open(f"{self.settings_dict['NAME']}.writers", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -67,6 +73,28 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _release_writers_lock(self):
         if self._writers is not None:
             fcntl.flock(self._writers, fcntl.LOCK_UN)
+
+
+def _private_file(path):
+    """Create ``path`` empty with mode 0600 if it does not exist (an empty file is an empty
+    SQLite database), and take group and other access away from one that has it."""
+    path = os.fspath(path)
+    if path.startswith("file:"):  # a URI: SQLite resolves it, and its options, itself
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # e.g. a missing folder: let SQLite report it in its own words
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}.writers"):
+        try:
+            mode = os.stat(name).st_mode
+            if mode & 0o077:
+                os.chmod(name, mode & 0o700)
+        except OSError:  # absent, or not ours to change
+            pass
 
 
 @contextmanager
