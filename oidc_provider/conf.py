@@ -122,6 +122,12 @@ def dot_settings(**overrides):
         # PKCE: required per application type (validators.is_pkce_required); never plain.
         "PKCE_REQUIRED": False,
         "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+        # RFC 9700 4.3.2: an access token in a URL ends up in logs and Referer headers.
+        "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+        # RFC 9207: `iss` in every authorization response, against mix-up attacks; it must be
+        # the issuer discovery publishes, not one guessed from the request's host.
+        "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+        "OIDC_ISS_ENDPOINT": (user.get("ISSUER") or "").rstrip("/") or None,
         "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
         # Ask only when the spec says to (no valid id_token_hint for the logged-in user).
         "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,

@@ -44,6 +44,7 @@ def _persistent_secret(name, make):
     return value
 
 
+# Where the two generated secrets live; project.checks warns (check --deploy) while they do.
 GENERATED_SECRET_KEY_FILE = DATA_DIR / "secret_key"
 GENERATED_KEY_ENCRYPTION_KEY_FILE = DATA_DIR / "key_encryption_key"
 
@@ -75,6 +76,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "console",
+    # The deployment's own system checks (project.checks).
+    "project.apps.ProjectConfig",
 ]
 
 MIDDLEWARE = [
@@ -188,8 +191,32 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("DJANGO_BEHIND_TLS_PROXY") else None
 
+# Served over TLS (an https issuer): cookies never travel in clear and browsers are told to
+# come back over https only. A local http run keeps all of them off, or it could not log in.
+_ISSUER = os.environ.get("OIDC_ISSUER", "http://127.0.0.1:8000/oidc")
+_HTTPS = _ISSUER.lower().startswith("https://")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _env_bool("DJANGO_SECURE_COOKIES", _HTTPS)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS") or (365 * 24 * 3600 if _HTTPS else 0))
+# Both reach beyond this host (every subdomain; browsers' built-in lists): the deployment opts in.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = _env_bool("DJANGO_SECURE_HSTS_PRELOAD")
+# Off by default: behind a TLS proxy it needs DJANGO_BEHIND_TLS_PROXY=1, or every request
+# would look like http and be redirected forever. Probes may stay on http.
+SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT")
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+# Re-issued by project.checks with the environment variable that fixes each one.
+SILENCED_SYSTEM_CHECKS = [
+    "security.W004", "security.W005", "security.W008", "security.W009", "security.W012",
+    "security.W016", "security.W018", "security.W020", "security.W021",
+    # django-oauth-toolkit's RFC 9700 gates that the provider replaces with its own rules:
+    # the implicit and password grants only where the grant policy allows them for the
+    # application's type; http redirect URIs only on loopback hosts (RFC 8252); PKCE
+    # required for every public client (per application type).
+    "oauth2_provider.W001", "oauth2_provider.W002", "oauth2_provider.W008", "oauth2_provider.W010",
+]
+
 OIDC_PROVIDER = {
-    "ISSUER": os.environ.get("OIDC_ISSUER", "http://127.0.0.1:8000/oidc"),
+    "ISSUER": _ISSUER,
     "SITE_NAME": os.environ.get("OIDC_SITE_NAME", "Identity"),
     "KEY_ENCRYPTION_KEYS": OIDC_KEY_ENCRYPTION_KEYS,
 }

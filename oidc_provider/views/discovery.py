@@ -38,6 +38,7 @@ def provider_metadata():
         "scopes_supported": list(all_scopes()),
         "response_types_supported": list(policy.RESPONSE_TYPES),
         "response_modes_supported": ["query", "fragment", "form_post"],
+        "authorization_response_iss_parameter_supported": True,
         "grant_types_supported": grant_types,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [keys.ALGORITHM],

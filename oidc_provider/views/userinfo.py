@@ -10,6 +10,7 @@ from ..validators import token_checksum
 from .guards import MachineEndpoint
 
 INSUFFICIENT_SCOPE = "This access token was not granted the openid scope for a user; request scope=openid."
+TOKEN_IN_URL = "Send the access token in the Authorization header (Bearer), not in the URL's query string."
 
 
 def _bearer(request):
@@ -21,6 +22,12 @@ class UserInfoView(MachineEndpoint, DOTUserInfoView):
     dispatch = OIDCOnlyMixin.dispatch  # see MachineEndpoint
 
     def _create_userinfo_response(self, request):
+        if "access_token" in request.GET:
+            # RFC 9700 4.3.2: a token in a URL ends up in logs, history and Referer headers.
+            response = JsonResponse({"error": "invalid_request", "error_description": TOKEN_IN_URL}, status=400)
+            response["WWW-Authenticate"] = f'Bearer error="invalid_request", error_description="{TOKEN_IN_URL}"'
+            response["Cache-Control"] = "no-store"
+            return response
         response = super()._create_userinfo_response(request)
         if response.status_code in (401, 403) and self._insufficient_scope(request, response):
             response = JsonResponse({"error": "insufficient_scope", "error_description": INSUFFICIENT_SCOPE}, status=403)
