@@ -142,3 +142,17 @@ def test_an_access_token_in_the_query_string_is_not_accepted(logged_in, web_app)
     refused = logged_in.get("/oidc/me", {"access_token": token})
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
     assert "Authorization header" in refused.json()["error_description"]
+
+
+@pytest.mark.django_db
+def test_an_authorization_error_response_carries_the_issuer_too(logged_in, web_app):
+    """RFC 9207 2: `iss` in error responses as well (here: the user declines consent)."""
+    from tests.helpers import authorize, query_of
+
+    page = authorize(logged_in, web_app)
+    form = page.context["form"]
+    data = {f.name: f.value() or "" for f in form}
+    data["consent_form"] = "1"
+    declined = query_of(logged_in.post("/oidc/auth", data))
+    assert declined["error"] == "access_denied"
+    assert declined["iss"] == logged_in.get("/oidc/.well-known/openid-configuration").json()["issuer"]

@@ -20,9 +20,11 @@ from oauth2_provider.compat import login_not_required
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.forms import AllowForm
 from oauth2_provider.views import AuthorizationView
+from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views.mixins import OAuthLibMixin
 
 from .. import claims, keys
+from ..conf import oidc_settings
 from ..models import Consent
 from ..policy import normalise_response_type
 from ..scopes import describe
@@ -233,6 +235,8 @@ class AuthorizeView(DecoratedView, AuthorizationView):
         payload = {"error": error, "error_description": description}
         if credentials.get("state"):
             payload["state"] = credentials["state"]
+        # RFC 9207 2: error responses carry the issuer too, like successful ones.
+        payload["iss"] = oauth2_settings.OIDC_ISS_ENDPOINT or oidc_settings.issuer
         # Errors travel where the response would have (OAuth 2.0 Multiple Response Types §5).
         mode = self.response_mode or ("query" if normalise_response_type(credentials.get("response_type")) == "code" else "fragment")
         if mode == "fragment":
