@@ -153,7 +153,7 @@ def test_export_writes_the_private_key_to_a_new_0600_file_and_it_matches_the_jwk
     """An admin may take a key out (backup, move): the PEM's public half is the published key."""
     active = SigningKey.objects.get(status=SigningKey.ACTIVE)
     target = tmp_path / "active.pem"
-    out = json.loads(_run("oidc_keys", "export", active.kid, "--out", str(target), "--json"))
+    out = json.loads(_run("oidc_keys", "export", "--out", str(target), "--json", "--", active.kid))
     assert out["kid"] == active.kid and out["file"] == str(target)
     assert os.stat(target).st_mode & 0o777 == 0o600
     private_key = serialization.load_pem_private_key(target.read_bytes(), password=None)
@@ -173,7 +173,7 @@ def test_export_refuses_an_existing_file_and_an_unknown_kid(db, tmp_path):
     existing = tmp_path / "taken.pem"
     existing.write_text("keep me")
     with pytest.raises(CommandError, match="already exists"):
-        _run("oidc_keys", "export", active.kid, "--out", str(existing))
+        _run("oidc_keys", "export", "--out", str(existing), "--", active.kid)
     assert existing.read_text() == "keep me"
     with pytest.raises(CommandError, match="No signing key with kid 'nope'"):
         _run("oidc_keys", "export", "nope")
@@ -220,7 +220,7 @@ def test_import_refuses_what_is_not_a_usable_rsa_key_and_changes_nothing(db, tmp
 def test_import_refuses_a_key_already_stored_and_a_missing_file(db, tmp_path):
     active = SigningKey.objects.get(status=SigningKey.ACTIVE)
     exported = tmp_path / "again.pem"
-    _run("oidc_keys", "export", active.kid, "--out", str(exported))
+    _run("oidc_keys", "export", "--out", str(exported), "--", active.kid)
     before = _stored_pems()
     with pytest.raises(CommandError, match=f"already stored, as kid {active.kid}"):
         _run("oidc_keys", "import", str(exported))
