@@ -42,7 +42,7 @@ def _id_token(client, app):
     return exchange(client, app, get_code(client, app)["code"], secret=app.plaintext_secret).json()["id_token"]
 
 
-def _run(*args, out=None):
+def _run(*args):
     stdout, stderr = io.StringIO(), io.StringIO()
     call_command(*args, stdout=stdout, stderr=stderr)
     return stdout.getvalue()
