@@ -10,6 +10,7 @@ in ``console.audit``.
 
 # DOT registers its admin for our swapped Application on import; importing it first makes
 # the replacements below independent of INSTALLED_APPS order.
+import knox.admin  # noqa: F401  (registers knox's own token admin, which ours replaces)
 import oauth2_provider.admin as dot_admin
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
@@ -22,19 +23,30 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model, revoke_access_token
+from knox.models import AuthToken
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_id_token_model,
+    get_refresh_token_model,
+    revoke_access_token,
+)
 
 from oidc_provider import access_keys, keys, policy
 from oidc_provider.models import AccessAccount, AccessKey, Application, Consent, GrantPolicy, SigningKey
 
 from . import audit, views
+from .api_tokens import digest_prefix
 from .forms import AccessAccountForm, ApplicationForm
 from .models import AuditEvent
+from .permissions import allowed
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
+Grant = get_grant_model()
+IDToken = get_id_token_model()
 
-for _model in (Application, AccessToken, RefreshToken):
+for _model in (Application, AccessToken, RefreshToken, Grant, IDToken):
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
 
@@ -65,11 +77,34 @@ def _url(name, *args, query=None):
     return views.admin_url(name, *args, query=query)
 
 
+class ConsolePermissionsMixin:
+    """The admin's view/add/change/delete rights from the console's one table of permissions,
+    the same the REST API checks; an operation the table has no rule for is refused."""
+
+    console_resource = None
+
+    def _may(self, request, operation):
+        return allowed(request.user, f"{self.console_resource}.{operation}")
+
+    def has_view_permission(self, request, obj=None):
+        return self._may(request, "view")
+
+    def has_add_permission(self, request):
+        return self._may(request, "add")
+
+    def has_change_permission(self, request, obj=None):
+        return self._may(request, "change")
+
+    def has_delete_permission(self, request, obj=None):
+        return self._may(request, "delete")
+
+
 # -- applications ---------------------------------------------------------------------------
 
 
 @admin.register(Application)
-class ApplicationAdmin(admin.ModelAdmin):
+class ApplicationAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
+    console_resource = "application"
     form = ApplicationForm
     change_form_template = "admin/oidc_provider/application/console_change_form.html"
     change_list_template = "console/admin/application_change_list.html"
@@ -153,8 +188,13 @@ class ApplicationAdmin(admin.ModelAdmin):
             extra.update(
                 diagrams=views.render_diagrams(app.application_type, app.grant_types),
                 credentials_url=_url("oidc_provider_application_credentials", app.pk),
-                regenerate_url=None if app.is_public else _url("oidc_provider_application_regenerate_secret", app.pk),
-                revoke_tokens_url=_url("oidc_provider_application_revoke_tokens", app.pk),
+                regenerate_url=(
+                    _url("oidc_provider_application_regenerate_secret", app.pk)
+                    if not app.is_public and self.has_regenerate_secret_permission(request) else None
+                ),
+                revoke_tokens_url=(
+                    _url("oidc_provider_application_revoke_tokens", app.pk) if self.has_revoke_tokens_permission(request) else None
+                ),
                 token_summary=[
                     (
                         _("Live access tokens"),
@@ -202,6 +242,13 @@ class ApplicationAdmin(admin.ModelAdmin):
                 via="add_form",
             )
 
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Its tokens, codes and consents go with a deleted application (and the deletion is
+        # audited); their own admins refuse deleting them by hand, which must not block this.
+        goes_with_it = {str(m._meta.verbose_name) for m in (AccessToken, RefreshToken, Grant, IDToken, Consent)}
+        return deleted, counts, {p for p in perms_needed if str(p) not in goes_with_it}, protected
+
     def delete_model(self, request, obj):
         audit.record(audit.APPLICATION_DELETED, request=request, target=obj, client_id=obj.client_id)
         super().delete_model(request, obj)
@@ -238,7 +285,13 @@ class ApplicationAdmin(admin.ModelAdmin):
             return views.shown_once_redirect(request, _url("oidc_provider_application_credentials", obj.pk))
         return super().response_change(request, obj)
 
-    @admin.action(description=_("Regenerate client secret"), permissions=["change"])
+    def has_regenerate_secret_permission(self, request):
+        return allowed(request.user, "application.regenerate_secret")
+
+    def has_revoke_tokens_permission(self, request):
+        return allowed(request.user, "tokens.revoke")
+
+    @admin.action(description=_("Regenerate client secret"), permissions=["regenerate_secret"])
     def regenerate_secret(self, request, queryset):
         """The new secrets are shown in this response alone (no-store), never kept anywhere."""
         regenerated = []
@@ -265,7 +318,7 @@ class ApplicationAdmin(admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    @admin.action(description=_("Revoke all tokens of the selected applications"), permissions=["change"])
+    @admin.action(description=_("Revoke all tokens of the selected applications"), permissions=["revoke_tokens"])
     def revoke_all_tokens(self, request, queryset):
         for app in queryset:
             counts = views.revoke_all_tokens(application=app)
@@ -285,7 +338,8 @@ class ApplicationAdmin(admin.ModelAdmin):
 
 
 @admin.register(GrantPolicy)
-class GrantPolicyAdmin(admin.ModelAdmin):
+class GrantPolicyAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
+    console_resource = "policy"
     change_list_template = "console/admin/grantpolicy_change_list.html"
     list_display = ("application_type", "grant", "state", "updated_at")
     list_editable = ("state",)
@@ -355,7 +409,9 @@ class GrantPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
+    # Nothing to edit on a key (no "change" rule): it is rotated or retired, with the actions.
+    console_resource = "signing_key"
     list_display = ("kid", "status", "algorithm", "created_at", "activated_at", "retired_at", "age")
     list_filter = ("status",)
     search_fields = ("kid",)
@@ -386,7 +442,13 @@ class SigningKeyAdmin(admin.ModelAdmin):
     def age(self, obj):
         return timesince(obj.created_at, timezone.now()) if obj.created_at else "—"
 
-    @admin.action(description=_("Rotate signing keys (whatever is selected)"), permissions=["change"])
+    def has_rotate_permission(self, request):
+        return allowed(request.user, "signing_key.rotate")
+
+    def has_retire_permission(self, request):
+        return allowed(request.user, "signing_key.retire")
+
+    @admin.action(description=_("Rotate signing keys (whatever is selected)"), permissions=["rotate"])
     def rotate_keys(self, request, queryset):
         previous = list(SigningKey.objects.filter(status=SigningKey.ACTIVE).values_list("kid", flat=True))
         new = keys.rotate(actor=request.user)
@@ -403,7 +465,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
             }
         self.message_user(request, text, messages.SUCCESS)
 
-    @admin.action(description=_("Retire selected keys"), permissions=["change"])
+    @admin.action(description=_("Retire selected keys"), permissions=["retire"])
     def retire_keys(self, request, queryset):
         retired = []
         for key in queryset:
@@ -494,7 +556,8 @@ class AccessKeyInline(admin.TabularInline):
 
 
 @admin.register(AccessAccount)
-class AccessAccountAdmin(admin.ModelAdmin):
+class AccessAccountAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
+    console_resource = "access_account"
     form = AccessAccountForm
     change_form_template = "console/admin/accessaccount_change_form.html"
     list_display = ("name", "is_active", "permissions", "active_pairs", "last_used", "created_at")
@@ -515,7 +578,7 @@ class AccessAccountAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fields = ["name", "description", "scopes", "is_active"]
-        if obj is None:
+        if obj is None and self.has_issue_key_permission(request):
             fields.append("issue_key")
         fieldsets = [(None, {"fields": fields})]
         if obj is not None:
@@ -578,7 +641,7 @@ class AccessAccountAdmin(admin.ModelAdmin):
                 )
             return
         audit.record(audit.ACCESS_ACCOUNT_CREATED, request=request, target=obj, scopes=list(obj.scopes or []), is_active=obj.is_active)
-        if form.cleaned_data.get("issue_key"):
+        if form.cleaned_data.get("issue_key") and self.has_issue_key_permission(request):
             key, sk = access_keys.issue(obj)
             audit.record(audit.ACCESS_KEY_ISSUED, request=request, target=key, target_label=key.access_key, account=obj.name)
             views.stash_access_keys(request, [(key, sk)])
@@ -592,10 +655,14 @@ class AccessAccountAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = dict(extra_context or {})
-        extra["issue_key_url"] = _url("oidc_provider_accessaccount_issue_key", object_id)
+        if self.has_issue_key_permission(request):
+            extra["issue_key_url"] = _url("oidc_provider_accessaccount_issue_key", object_id)
         return super().change_view(request, object_id, form_url, extra)
 
-    @admin.action(description=_("Issue a new key pair for each selected account"), permissions=["change"])
+    def has_issue_key_permission(self, request):
+        return allowed(request.user, "access_key.issue")
+
+    @admin.action(description=_("Issue a new key pair for each selected account"), permissions=["issue_key"])
     def issue_key_pairs(self, request, queryset):
         pairs = []
         for account in queryset:
@@ -608,7 +675,8 @@ class AccessAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccessKey)
-class AccessKeyAdmin(admin.ModelAdmin):
+class AccessKeyAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
+    console_resource = "access_key"
     list_display = ("access_key", "account", "status", "created_at", "last_used_at", "revoked_at")
     list_filter = (KeyStatusFilter, ("account", RelatedOnlyFieldListFilter))
     list_select_related = ("account",)
@@ -647,7 +715,10 @@ class AccessKeyAdmin(admin.ModelAdmin):
         return False
 
     def has_revoke_permission(self, request):
-        return request.user.has_perm(f"{AccessKey._meta.app_label}.change_accesskey")
+        return allowed(request.user, "access_key.revoke")
+
+    def has_rotate_permission(self, request):
+        return allowed(request.user, "access_key.rotate")
 
     @admin.display(description=_("status"))
     def status(self, obj):
@@ -670,7 +741,7 @@ class AccessKeyAdmin(admin.ModelAdmin):
         else:
             self.message_user(request, _("The selected pairs were already revoked."), messages.INFO)
 
-    @admin.action(description=_("Rotate selected key pairs (new SK shown once)"), permissions=["revoke"])
+    @admin.action(description=_("Rotate selected key pairs (new SK shown once)"), permissions=["rotate"])
     def rotate_pairs(self, request, queryset):
         pairs = []
         for key in queryset.select_related("account").filter(revoked_at__isnull=True):
@@ -716,8 +787,25 @@ class LiveRefreshTokenFilter(admin.SimpleListFilter):
         return queryset
 
 
+class IssuedByTheProviderMixin:
+    """Tokens and codes are made by the provider and ended by the audited revoke actions:
+    nobody adds, edits or deletes them here (a hand-made token would be a key to any account)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class RevokeAllMixin:
     """Actions that revoke everything of the selected rows' users or applications."""
+
+    def has_revoke_tokens_permission(self, request):
+        return allowed(request.user, "tokens.revoke")
 
     def _revoke_all(self, request, queryset, by):
         targets = {getattr(row, by) for row in queryset.select_related(by) if getattr(row, by) is not None}
@@ -736,16 +824,16 @@ class RevokeAllMixin:
             )
         self.message_user(request, views.revocation_message(*total), messages.SUCCESS)
 
-    @admin.action(description=_("Revoke all tokens of the selected rows' users"), permissions=["change"])
+    @admin.action(description=_("Revoke all tokens of the selected rows' users"), permissions=["revoke_tokens"])
     def revoke_all_of_users(self, request, queryset):
         self._revoke_all(request, queryset, "user")
 
-    @admin.action(description=_("Revoke all tokens of the selected rows' applications"), permissions=["change"])
+    @admin.action(description=_("Revoke all tokens of the selected rows' applications"), permissions=["revoke_tokens"])
     def revoke_all_of_applications(self, request, queryset):
         self._revoke_all(request, queryset, "application")
 
 
-class AccessTokenAdmin(RevokeAllMixin, dot_admin.AccessTokenAdmin):
+class AccessTokenAdmin(IssuedByTheProviderMixin, RevokeAllMixin, dot_admin.AccessTokenAdmin):
     list_display = ("masked_token", "user", "application", "scope", "created", "expires", "is_live")
     list_filter = (
         LiveAccessTokenFilter,
@@ -759,7 +847,7 @@ class AccessTokenAdmin(RevokeAllMixin, dot_admin.AccessTokenAdmin):
     def is_live(self, obj):
         return not obj.is_expired()
 
-    @admin.action(description=_("Revoke selected access tokens"), permissions=["change"])
+    @admin.action(description=_("Revoke selected access tokens"), permissions=["revoke_tokens"])
     def revoke_tokens(self, request, queryset):
         rows = list(queryset.select_related("user", "application"))
         for token in rows:
@@ -779,7 +867,7 @@ class AccessTokenAdmin(RevokeAllMixin, dot_admin.AccessTokenAdmin):
         )
 
 
-class RefreshTokenAdmin(RevokeAllMixin, dot_admin.RefreshTokenAdmin):
+class RefreshTokenAdmin(IssuedByTheProviderMixin, RevokeAllMixin, dot_admin.RefreshTokenAdmin):
     list_display = ("masked_token", "user", "application", "created", "revoked", "is_live")
     list_filter = (
         LiveRefreshTokenFilter,
@@ -793,7 +881,7 @@ class RefreshTokenAdmin(RevokeAllMixin, dot_admin.RefreshTokenAdmin):
     def is_live(self, obj):
         return obj.revoked is None
 
-    @admin.action(description=_("Revoke selected refresh tokens"), permissions=["change"])
+    @admin.action(description=_("Revoke selected refresh tokens"), permissions=["revoke_tokens"])
     def revoke_tokens(self, request, queryset):
         rows = list(queryset.select_related("user", "application").filter(revoked__isnull=True))
         for token in rows:
@@ -813,8 +901,18 @@ class RefreshTokenAdmin(RevokeAllMixin, dot_admin.RefreshTokenAdmin):
         )
 
 
+class GrantAdmin(IssuedByTheProviderMixin, dot_admin.GrantAdmin):
+    pass
+
+
+class IDTokenAdmin(IssuedByTheProviderMixin, dot_admin.IDTokenAdmin):
+    pass
+
+
 admin.site.register(AccessToken, AccessTokenAdmin)
 admin.site.register(RefreshToken, RefreshTokenAdmin)
+admin.site.register(Grant, GrantAdmin)
+admin.site.register(IDToken, IDTokenAdmin)
 
 
 @admin.register(Consent)
@@ -838,7 +936,7 @@ class ConsentAdmin(admin.ModelAdmin):
         return False
 
     def has_revoke_permission(self, request):
-        return request.user.has_perm(f"{Consent._meta.app_label}.delete_consent")
+        return allowed(request.user, "tokens.revoke")
 
     @admin.action(description=_("Revoke selected consents and their tokens"), permissions=["revoke"])
     def revoke_consents(self, request, queryset):
@@ -874,7 +972,8 @@ class ConsentAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
+    console_resource = "audit"
     change_list_template = "console/admin/auditevent_change_list.html"
     list_display = ("occurred_at", "actor_label", "action", "target_label", "ip_address")
     list_filter = ("action", "occurred_at")
@@ -915,3 +1014,60 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.action(description=_("Export selected events as CSV"), permissions=["view"])
     def export_csv(self, request, queryset):
         return views.audit_csv_response(queryset.order_by("-occurred_at", "-id"))
+
+
+# -- console API tokens (django-rest-knox) ------------------------------------------------------
+
+if admin.site.is_registered(AuthToken):
+    admin.site.unregister(AuthToken)
+
+
+@admin.register(AuthToken)
+class APITokenAdmin(admin.ModelAdmin):
+    """Every user's console API tokens, for superusers only: whose, since and until when, the
+    start of the digest; never the token. A staff user manages their own at /console/tokens/."""
+
+    list_display = ("short_digest", "user", "created", "expiry")
+    list_select_related = ("user",)
+    fields = ("short_digest", "user", "created", "expiry")
+    readonly_fields = fields
+    search_fields = ("user__username",)
+    ordering = ("-created",)
+
+    def _superuser(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return self._superuser(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._superuser(request)
+
+    def has_add_permission(self, request):
+        # A token is made by its owner (the tokens page or console_token), never typed in here.
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return self._superuser(request)
+
+    @admin.display(description=_("digest (start)"))
+    def short_digest(self, obj):
+        return f"{digest_prefix(obj)}…"
+
+    def _record_revoked(self, request, obj):
+        audit.record(
+            audit.API_TOKEN_REVOKED, request=request, target=obj.user, target_label=obj.user.get_username(),
+            digest_prefix=digest_prefix(obj),
+        )
+
+    def delete_model(self, request, obj):
+        self._record_revoked(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset.select_related("user"):
+            self._record_revoked(request, obj)
+        super().delete_queryset(request, queryset)

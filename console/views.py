@@ -36,6 +36,7 @@ from oidc_provider.models import AccessKey, Application, Consent, GrantPolicy
 
 from . import audit, charts, flows
 from .forms import ApplicationForm, FlowCreateForm
+from .permissions import allowed, require
 
 SECRET_SESSION_KEY = "console.shown_once.client_secret"
 KEYS_SESSION_KEY = "console.shown_once.access_keys"
@@ -260,7 +261,7 @@ def application_credentials(request, model_admin, object_id):
         snippets=snippets,
         diagrams=render_diagrams(app.application_type, app.grant_types),
         type_label=dict(policy.APPLICATION_TYPE_CHOICES).get(app.application_type, app.application_type),
-        can_change=model_admin.has_change_permission(request, app),
+        can_change=allowed(request.user, "application.regenerate_secret"),
     )
     # The secret is in this page only once: never let a cache keep it (shown_once says no-store).
     return shown_once(request, TemplateResponse(request, "console/admin/application_credentials.html", context))
@@ -268,9 +269,8 @@ def application_credentials(request, model_admin, object_id):
 
 def regenerate_secret(request, model_admin, object_id):
     """Confirm, then give a confidential application a new secret; the old one stops working."""
+    require(request, "application.regenerate_secret")
     app = get_object_or_404(Application, pk=object_id)
-    if not model_admin.has_change_permission(request, app):
-        raise PermissionDenied
     if app.is_public:
         messages.info(request, _("%(name)s is a public client: it has no secret (it proves itself with PKCE).") % {"name": app.name})
         return redirect(admin_url("oidc_provider_application_change", app.pk))
@@ -339,9 +339,8 @@ def revocation_message(access, refresh, codes):
 
 def revoke_application_tokens(request, model_admin, object_id):
     """Confirm, then revoke every token of one application (all its users must sign in again)."""
+    require(request, "tokens.revoke")
     app = get_object_or_404(Application, pk=object_id)
-    if not model_admin.has_change_permission(request, app):
-        raise PermissionDenied
     AccessToken = get_access_token_model()
     RefreshToken = get_refresh_token_model()
     if request.method == "POST":
@@ -550,9 +549,8 @@ def policy_matrix(request, model_admin):
 
 def issue_access_key(request, model_admin, object_id):
     """POST: a new AK/SK pair for the account, shown once on the next page."""
+    require(request, "access_key.issue")
     account = get_object_or_404(model_admin.model, pk=object_id)
-    if not model_admin.has_change_permission(request, account):
-        raise PermissionDenied
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     key, sk = access_keys.issue(account)
@@ -564,9 +562,8 @@ def issue_access_key(request, model_admin, object_id):
 
 def access_key_action(request, model_admin, object_id, action):
     """Confirm, then revoke or rotate one pair; the account's other pairs are untouched."""
+    require(request, "access_key.revoke" if action == "revoke" else "access_key.rotate")
     key = get_object_or_404(AccessKey.objects.select_related("account"), pk=object_id)
-    if not model_admin.has_revoke_permission(request):
-        raise PermissionDenied
     account_url = admin_url("oidc_provider_accessaccount_change", key.account_id)
     if key.revoked_at is not None:
         messages.info(request, _("The pair %(ak)s is already revoked.") % {"ak": key.access_key})
@@ -728,7 +725,7 @@ def dashboard(request, days=14):
     first = day_list[0]
     context = {"days": days, "counts": []}
 
-    if user.has_perm("oidc_provider.view_application"):
+    if allowed(user, "application.view"):
         apps = Application.objects.filter(access_account__isnull=True)
         context["counts"].append(
             {
@@ -737,7 +734,7 @@ def dashboard(request, days=14):
                 "url": admin_url("oidc_provider_application_changelist"),
             }
         )
-    if user.has_perm("oidc_provider.view_accessaccount"):
+    if allowed(user, "access_account.view"):
         context["counts"].append(
             {
                 "label": _("Access accounts"),
@@ -746,7 +743,7 @@ def dashboard(request, days=14):
                 "url": admin_url("oidc_provider_accessaccount_changelist"),
             }
         )
-    if user.has_perm("oidc_provider.view_signingkey"):
+    if allowed(user, "signing_key.view"):
         context["counts"].append(
             {
                 "label": _("Active signing keys"),
@@ -778,7 +775,7 @@ def dashboard(request, days=14):
     context["tokens_table"] = chart_table(day_list, token_series)
 
     failed = {}
-    if user.has_perm("console.view_auditevent"):
+    if allowed(user, "audit.view"):
         start = timezone.make_aware(datetime.combine(first, time.min))
         for row in (
             AuditEvent.objects.filter(action=audit.LOGIN_FAILED, occurred_at__gte=start)
@@ -798,12 +795,12 @@ def dashboard(request, days=14):
         context["failed_table"] = chart_table(day_list, failed_series)
         context["failed_url"] = admin_url("console_auditevent_changelist", query={"action__exact": audit.LOGIN_FAILED})
         context["audit_url"] = admin_url("console_auditevent_changelist")
-    context["links"] = []
-    if user.has_perm("oidc_provider.add_application"):
+    context["links"] = [(reverse("console:api-tokens"), _("My API tokens"))]
+    if allowed(user, "application.add"):
         context["links"].append((admin_url("oidc_provider_application_flow"), _("Which flow do I need?")))
-    if user.has_perm("oidc_provider.view_grantpolicy"):
+    if allowed(user, "policy.view"):
         context["links"].append((admin_url("oidc_provider_grantpolicy_matrix"), _("Grant policy matrix")))
-    if user.has_perm("console.view_auditevent"):
+    if allowed(user, "audit.view"):
         context["links"].append((admin_url("console_auditevent_changelist"), _("Audit log")))
     return context
 

@@ -98,6 +98,11 @@ class Application(AbstractApplication):
 
     class Meta(AbstractApplication.Meta):
         verbose_name = _("application")
+        # The dangerous actions on an application, each its own permission beyond change_.
+        permissions = [
+            ("regenerate_secret", _("Can regenerate an application's client secret")),
+            ("revoke_tokens", _("Can revoke the tokens and consents of users and applications")),
+        ]
 
     # The secret in clear, set only on the instance that made it, for showing once.
     plaintext_secret = None
@@ -244,6 +249,10 @@ class SigningKey(models.Model):
     class Meta:
         verbose_name = _("signing key")
         ordering = ["-created_at"]
+        permissions = [
+            ("rotate_signingkey", _("Can rotate the signing keys")),
+            ("retire_signingkey", _("Can retire a signing key")),
+        ]
         constraints = [
             # Exactly one key signs: two workers starting at once cannot both create one.
             models.UniqueConstraint(fields=["status"], condition=models.Q(status="active"), name="oidc_signingkey_one_active"),
@@ -382,6 +391,10 @@ class AccessKey(models.Model):
     class Meta:
         verbose_name = _("access key")
         ordering = ["-created_at"]
+        permissions = [
+            ("issue_accesskey", _("Can issue an access key pair (AK/SK)")),
+            ("revoke_accesskey", _("Can revoke an access key pair")),
+        ]
 
     def __str__(self):
         return self.access_key

@@ -71,7 +71,8 @@ INSTALLED_APPS = [
     "oidc_provider",
     "oauth2_provider",
     "rest_framework",
-    "rest_framework.authtoken",
+    # Console API tokens, stored as digests and expiring (before console, whose admin replaces knox's).
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
@@ -248,10 +249,17 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "console.api.permissions.ConsoleTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# Console API tokens: 'Authorization: Token <key>', a SHA-512 digest stored, valid 30 days
+# unless their owner picks another lifetime when creating one.
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_TTL": timedelta(days=30),
+    "AUTO_REFRESH": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Identity console API",

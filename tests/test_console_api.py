@@ -10,7 +10,8 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.crypto import hash_token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from console import audit
@@ -44,13 +45,14 @@ REDIRECTS = {
 
 def token_client(user):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=user)[1]}")
     return client
 
 
 @pytest.fixture
 def staff():
-    return UserFactory(username="operator", is_staff=True)
+    # A superuser: these tests are about what the API does; who may do it is tests/test_console_permissions.py.
+    return UserFactory(username="operator", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
@@ -633,7 +635,7 @@ def test_console_token_creates_a_working_token(staff):
     out, _ = run_token("--user", "operator", "--json")
 
     data = json.loads(out)
-    assert data["user"] == "operator" and Token.objects.get(user=staff).key == data["token"]
+    assert data["user"] == "operator" and AuthToken.objects.get(user=staff).digest == hash_token(data["token"])
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {data['token']}")
     assert client.get(APPS).status_code == 200
@@ -655,7 +657,8 @@ def test_console_token_replaces_an_existing_token(staff):
 
 def test_console_token_text_output(staff):
     out, _ = run_token("--user", "operator")
-    assert Token.objects.get(user=staff).key in out
+    token = re.search(r"Token for operator: (\S+)", out).group(1)
+    assert AuthToken.objects.get(user=staff).digest == hash_token(token)
 
 
 @pytest.mark.parametrize(
@@ -667,4 +670,4 @@ def test_console_token_refuses_unknown_non_staff_and_inactive_users(user_kwargs,
         UserFactory(username="someone", **user_kwargs)
     with pytest.raises(CommandError, match=message):
         run_token("--user", "someone", "--json")
-    assert not Token.objects.exists() and not AuditEvent.objects.exists()
+    assert not AuthToken.objects.exists() and not AuditEvent.objects.exists()

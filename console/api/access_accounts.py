@@ -62,6 +62,7 @@ class AccessAccountViewSet(
     log keeps pointing at them.
     """
 
+    console_resource = "access_account"
     serializer_class = AccessAccountSerializer
 
     def get_queryset(self):

@@ -108,6 +108,8 @@ class AccessKeyViewSet(ConsoleAPIMixin, mixins.ListModelMixin, mixins.CreateMode
     pair on the same account and revokes the old one. Other pairs of the account are untouched.
     """
 
+    console_resource = "access_key"
+    console_actions = {"create": "access_key.issue", "revoke": "access_key.revoke", "rotate": "access_key.rotate"}
     serializer_class = AccessKeySerializer
 
     def get_queryset(self):

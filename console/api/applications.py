@@ -136,6 +136,8 @@ class ApplicationViewSet(ConsoleAPIMixin, viewsets.ModelViewSet):
     the ``regenerate-secret`` response only.
     """
 
+    console_resource = "application"
+    console_actions = {"regenerate_secret": "application.regenerate_secret"}
     queryset = Application.objects.order_by("created", "id")
     serializer_class = ApplicationSerializer
     lookup_field = "client_id"

@@ -61,6 +61,7 @@ FILTERS = [
 class AuditEventViewSet(ConsoleAPIMixin, viewsets.ReadOnlyModelViewSet):
     """The audit log, newest first, 50 events a page: console changes and security events."""
 
+    console_resource = "audit"
     serializer_class = AuditEventSerializer
     pagination_class = AuditEventPagination
 

@@ -32,8 +32,14 @@ def only_console_api(endpoints, **kwargs):
     return [endpoint for endpoint in endpoints if endpoint[0].startswith(API_PREFIX)]
 
 
+# The root, the schema and the docs show no data: any console user may read them.
+ENTER = {"get": "console.enter", "head": "console.enter", "options": "console.enter"}
+
+
 class RootView(ConsoleAPIMixin, APIView):
     """The console REST API: one link per resource, plus the OpenAPI schema and its docs page."""
+
+    console_actions = ENTER
 
     @extend_schema(exclude=True)
     def get(self, request, format=None):
@@ -43,6 +49,7 @@ class RootView(ConsoleAPIMixin, APIView):
 class SchemaView(ConsoleAPIMixin, SpectacularAPIView):
     """The OpenAPI 3 schema (YAML by default; JSON with ``?format=json`` or ``Accept: application/vnd.oai.openapi+json``)."""
 
+    console_actions = ENTER
     custom_settings = {
         "PREPROCESSING_HOOKS": ["console.api.docs.only_console_api"],
         # state, default_state and previous_state share one set of choices: one enum.
@@ -53,6 +60,9 @@ class SchemaView(ConsoleAPIMixin, SpectacularAPIView):
 class DocsView(ConsoleAPIMixin, SpectacularSwaggerView):
     """Swagger UI over the schema, its JS and CSS from our own /static/ (the sidecar package): no internet needed."""
 
+    console_actions = ENTER
+    # An HTML page: OPTIONS has no template to render it with (405, not a 500).
+    http_method_names = ["get", "head"]
     url_name = "console:api-schema"
 
     def handle_exception(self, exc):

@@ -80,6 +80,7 @@ class GrantPolicyViewSet(ConsoleAPIMixin, viewsets.GenericViewSet):
     that still hold it, with a ``warning``.
     """
 
+    console_resource = "policy"
     serializer_class = PolicyEntrySerializer
     # Only for DRF's browsable API, which asks for one; entries are built from
     # policy.current_policy(), every (type, grant) pair, stored or default.
@@ -92,6 +93,13 @@ class GrantPolicyViewSet(ConsoleAPIMixin, viewsets.GenericViewSet):
         if grant not in policy.GRANTS:
             raise NotFound(f"Unknown grant '{grant}'. Choose one of: {', '.join(policy.GRANTS)}.")
         return application_type, grant
+
+    def get_object(self):
+        # DRF's OPTIONS (metadata) asks for the object an update would change; an entry is
+        # addressed by its two names, not by a primary key.
+        application_type, grant = self._pair(self.kwargs.get("application_type"), self.kwargs.get("grant"))
+        row = GrantPolicy.objects.filter(application_type=application_type, grant=grant).first()
+        return row or GrantPolicy(application_type=application_type, grant=grant, state=policy.state_of(application_type, grant))
 
     def list(self, request):
         current = policy.current_policy()

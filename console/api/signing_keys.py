@@ -29,6 +29,8 @@ class SigningKeyViewSet(ConsoleAPIMixin, viewsets.ReadOnlyModelViewSet):
     cannot be retired (rotate first).
     """
 
+    console_resource = "signing_key"
+    console_actions = {"rotate": "signing_key.rotate", "retire": "signing_key.retire"}
     # The private key is never even loaded.
     queryset = SigningKey.objects.only(*PUBLIC_FIELDS).order_by("-created_at", "-id")
     serializer_class = SigningKeySerializer

@@ -20,7 +20,7 @@ INSTALLED_APPS = [
     "oidc_provider",
     "oauth2_provider",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "console",
