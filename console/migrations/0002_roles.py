@@ -15,7 +15,7 @@ def make_roles(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("console", "0001_initial"),
-        ("oidc_provider", "0004_named_permissions"),
+        ("oidc_provider", "0005_named_permissions"),
         ("oauth2_provider", "0022_refreshtoken_token_family_index"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),

@@ -4,7 +4,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oidc_provider', '0003_configversion'),
+        ('oidc_provider', '0004_encrypt_signing_keys'),
     ]
 
     operations = [
