@@ -15,6 +15,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import connection
@@ -134,7 +136,8 @@ def test_a_token_read_from_the_tables_revokes_nothing(client, web_app, issued):
 
 
 def _every_cell():
-    """Every value of every table of the database, as text."""
+    """Every value of every table of the database, as text (a session's data decoded)."""
+    sessions = SessionStore()
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names(cursor):
             cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
@@ -143,18 +146,28 @@ def _every_cell():
                     if isinstance(value, (bytes, memoryview)):
                         value = bytes(value).decode("utf-8", "replace")
                     yield table, str(value)
+                    if table == Session._meta.db_table and isinstance(value, str):
+                        yield table, json.dumps(sessions.decode(value))
 
 
 def test_no_table_holds_a_token_or_code_the_endpoints_handed_out(logged_in, web_app, issued):
-    """After a login's code, its exchange, a refresh and a machine's client credentials,
-    nothing in any table (tokens, codes, sessions, audit log, anything) contains a code, an
-    access token, a refresh token or an ID token the endpoints answered with."""
+    """After a login's code, its exchange, a refresh, a machine's client credentials, replays
+    and a revocation, nothing in any table (tokens, codes, sessions, audit log, anything)
+    contains a code, an access token, a refresh token or an ID token the endpoints answered
+    with."""
     refreshed = _refresh(logged_in, web_app, issued["refresh_token"]).json()
     service = ApplicationFactory(application_type=policy.SERVICE, redirect_uris="", post_logout_redirect_uris="")
     machine = logged_in.post(
         "/oidc/token", {"grant_type": "client_credentials"},
         HTTP_AUTHORIZATION=basic_auth(service.client_id, service.plaintext_secret),
     ).json()
+    # What the audit log records: a replayed code, a replayed refresh token, a revocation.
+    assert exchange(logged_in, web_app, issued["code"], secret=web_app.plaintext_secret).status_code == 400
+    assert _refresh(logged_in, web_app, issued["refresh_token"]).status_code == 400
+    logged_in.post(
+        "/oidc/token/revocation", {"token": machine["access_token"]},
+        HTTP_AUTHORIZATION=basic_auth(service.client_id, service.plaintext_secret),
+    )
     pending = get_code(logged_in, web_app)["code"]  # one code left unexchanged, its Grant still there
     handed_out = {
         issued["code"], issued["access_token"], issued["refresh_token"], issued["id_token"],
@@ -162,7 +175,9 @@ def test_no_table_holds_a_token_or_code_the_endpoints_handed_out(logged_in, web_
         machine["access_token"], pending,
     }
     assert all(handed_out)
-    found = [(table, secret[:8]) for table, cell in _every_cell() for secret in handed_out if secret in cell]
+    cells = list(_every_cell())
+    assert any(cell == _sha256(pending) for _table, cell in cells)  # the scan sees the Grant table
+    found = [(table, secret[:8]) for table, cell in cells for secret in handed_out if secret in cell]
     assert found == []
 
 
