@@ -165,6 +165,13 @@ def code_digest(code):
     return hashlib.sha256(code.encode("utf-8", "replace")).hexdigest()
 
 
+def _stored_code(code, request):
+    """What the Grant row keeps of ``code``: the digest the row validated in this request
+    was read by, else computed."""
+    grant = request.__dict__.get("_grant_cache", {}).get(code)
+    return grant.code if grant is not None else code_digest(code)
+
+
 def code_token_family(code):
     """The refresh token family of the tokens a code's exchange issues, derived from the
     code: a replay of the code finds what to revoke by it, with no row of its own."""
@@ -392,7 +399,7 @@ class OIDCValidator(OAuth2Validator):
         """Delete the Grant (or take what a Chain deleted); only one request can, so only one
         gets tokens for a code."""
         if deleted is None:
-            deleted = statements.delete(get_grant_model(), code=code_digest(code), application=request.client)
+            deleted = statements.delete(get_grant_model(), code=_stored_code(code, request), application=request.client)
         if not deleted:
             raise errors.InvalidGrantError(description="The authorization code has already been used.", request=request)
         request.redeemed_code = code
@@ -580,7 +587,7 @@ class OIDCValidator(OAuth2Validator):
         models = [get_id_token_model(), get_access_token_model(), get_refresh_token_model(), RedeemedCode]
         if not code or not statements.can_chain(router.db_for_write(get_grant_model()), get_grant_model(), models):
             return None
-        return statements.Chain(get_grant_model(), code=code_digest(code), application=request.client)
+        return statements.Chain(get_grant_model(), code=_stored_code(code, request), application=request.client)
 
     def _rotation_chain(self, token, request):
         """A live refresh token's rotation as a Chain: its revocation (DOT's ``revoke()``:
