@@ -31,11 +31,21 @@ def _checksum(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def tokens(application, user, *, codes=0, refresh=0, code_prefix, refresh_prefix, redirect_uri, sessions=0):
-    """Seed codes, refresh tokens, two bearer tokens and sessions for ``application``/``user``."""
+def tokens(application, user, *, codes=0, refresh=0, code_prefix, refresh_prefix, redirect_uri, sessions=0,
+           stored_code=str):
+    """Seed codes, refresh tokens, two bearer tokens and sessions for ``application``/``user``.
+
+    ``stored_code(code)``: what the site's Grant row keeps of a code. Tokens are kept as the
+    site's DOT settings say (``set_token_value``: the token, or only its checksum).
+    """
     from django.db import transaction
     from django.utils import timezone
-    from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
+    from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model, set_token_value
+
+    def token_row(model, value, **fields):
+        row = model(token_checksum=_checksum(value), **fields)
+        set_token_value(row, value)
+        return row
 
     Grant, AccessToken, RefreshToken = get_grant_model(), get_access_token_model(), get_refresh_token_model()
     now = timezone.now()
@@ -47,7 +57,7 @@ def tokens(application, user, *, codes=0, refresh=0, code_prefix, refresh_prefix
             Grant.objects.bulk_create(
                 [
                     Grant(
-                        user=user, application=application, code=f"{code_prefix}{i:08d}", expires=valid_until,
+                        user=user, application=application, code=stored_code(f"{code_prefix}{i:08d}"), expires=valid_until,
                         redirect_uri=redirect_uri, scope=SCOPE, code_challenge=CHALLENGE,
                         code_challenge_method="S256", nonce="", claims="",
                     )
@@ -61,30 +71,24 @@ def tokens(application, user, *, codes=0, refresh=0, code_prefix, refresh_prefix
             stop = min(start + BATCH, refresh)
             ats = AccessToken.objects.bulk_create(
                 [
-                    AccessToken(
-                        user=user, application=application, token=f"{access_prefix}{i:08d}",
-                        token_checksum=_checksum(f"{access_prefix}{i:08d}"), expires=valid_until, scope=SCOPE,
-                    )
+                    token_row(AccessToken, f"{access_prefix}{i:08d}", user=user, application=application,
+                              expires=valid_until, scope=SCOPE)
                     for i in range(start, stop)
                 ],
                 batch_size=BATCH,
             )
             RefreshToken.objects.bulk_create(
                 [
-                    RefreshToken(
-                        user=user, application=application, token=f"{refresh_prefix}{i:08d}",
-                        token_checksum=_checksum(f"{refresh_prefix}{i:08d}"), access_token=at,
-                        token_family=uuid.uuid4(),
-                    )
+                    token_row(RefreshToken, f"{refresh_prefix}{i:08d}", user=user, application=application,
+                              access_token=at, token_family=uuid.uuid4())
                     for i, at in zip(range(start, stop), ats)
                 ],
                 batch_size=BATCH,
             )
     for name in ("userinfo_token", "introspect_token"):
         value = secrets.token_urlsafe(30)
-        AccessToken.objects.create(
-            user=user, application=application, token=value, expires=now + timedelta(days=1), scope=SCOPE
-        )
+        token_row(AccessToken, value, user=user, application=application, expires=now + timedelta(days=1),
+                  scope=SCOPE).save()
         result[name] = value
     result["sessions"] = [login_session(user) for _ in range(sessions)]
     result.update(verifier=VERIFIER, challenge=CHALLENGE, scope=SCOPE, redirect_uri=redirect_uri,
@@ -117,13 +121,17 @@ def ours(params):
     """Our provider: the applications, access key and user exist already (made by manage.py
     commands); add the rows to walk through."""
     from django.contrib.auth import get_user_model
+    from oauth2_provider.settings import oauth2_settings
     from oidc_provider.models import Application
 
     user = get_user_model().objects.get(username=params["username"])
     web = Application.objects.get(client_id=params["web_client_id"])
+    # The provider began keeping codes as their sha256 when it began keeping tokens so: a
+    # revision (run as --against) keeps both as digests, or both as they are.
+    stored_code = _checksum if oauth2_settings.COMPLIANT_BCP_RFC9700_TOKEN_STORAGE else str
     return tokens(web, user, codes=params["codes"], refresh=params["refresh"], code_prefix=params["code_prefix"],
                   refresh_prefix=params["refresh_prefix"], redirect_uri=params["redirect_uri"],
-                  sessions=params["sessions"])
+                  sessions=params["sessions"], stored_code=stored_code)
 
 
 def dot(params):

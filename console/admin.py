@@ -847,6 +847,11 @@ class AccessTokenAdmin(IssuedByTheProviderMixin, RevokeAllMixin, dot_admin.Acces
     def is_live(self, obj):
         return not obj.is_expired()
 
+    @admin.display(description=_("token"))
+    def masked_token(self, obj):
+        # The token itself is not stored, only its digest: the digest's tail names the row.
+        return dot_admin.mask_credential(obj.token_checksum) if obj is not None else ""
+
     @admin.action(description=_("Revoke selected access tokens"), permissions=["revoke_tokens"])
     def revoke_tokens(self, request, queryset):
         rows = list(queryset.select_related("user", "application"))
@@ -880,6 +885,11 @@ class RefreshTokenAdmin(IssuedByTheProviderMixin, RevokeAllMixin, dot_admin.Refr
     @admin.display(description=_("live"), boolean=True)
     def is_live(self, obj):
         return obj.revoked is None
+
+    @admin.display(description=_("token"))
+    def masked_token(self, obj):
+        # The token itself is not stored, only its digest: the digest's tail names the row.
+        return dot_admin.mask_credential(obj.token_checksum) if obj is not None else ""
 
     @admin.action(description=_("Revoke selected refresh tokens"), permissions=["revoke_tokens"])
     def revoke_tokens(self, request, queryset):

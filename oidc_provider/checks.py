@@ -64,6 +64,12 @@ def check_dot_settings(app_configs, **kwargs):
             "OAUTH2_PROVIDER['REFRESH_TOKEN_REUSE_PROTECTION'] is False: a replayed refresh token would not revoke its family.",
             hint="Remove the setting.", id="oidc_provider.E007",
         ))
+    if dot.get("COMPLIANT_BCP_RFC9700_TOKEN_STORAGE") is False:
+        errors.append(Error(
+            "OAUTH2_PROVIDER['COMPLIANT_BCP_RFC9700_TOKEN_STORAGE'] is False: access and refresh tokens would be "
+            "stored in plaintext, usable by anyone who reads the database.",
+            hint="Remove the setting; the provider stores tokens only as digests.", id="oidc_provider.E013",
+        ))
     return errors
 
 

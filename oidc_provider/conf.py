@@ -119,6 +119,9 @@ def dot_settings(**overrides):
         "ACCESS_TOKEN_GENERATOR": "oidc_provider.secrets.generate_token",
         "ROTATE_REFRESH_TOKEN": True,
         "REFRESH_TOKEN_REUSE_PROTECTION": True,
+        # Access and refresh tokens are kept only as their sha256 (``token_checksum``), the
+        # ``token`` column left blank: a copy of the database holds no usable bearer token.
+        "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
         # PKCE: required per application type (validators.is_pkce_required); never plain.
         "PKCE_REQUIRED": False,
         "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,

@@ -157,7 +157,19 @@ def cached_application(client_id):
 
 
 def code_digest(code):
-    return hashlib.sha256(code.encode()).hexdigest()
+    """What is stored of an authorization code (the Grant's ``code``, a RedeemedCode): its
+    sha256, looked up by the digest of the code presented. A code is some 178 random bits
+    from the system's CSPRNG (oauthlib's generate_token), so neither a dictionary nor brute
+    force can invert an unkeyed digest (DOT's token_checksum relies on the same); a key or
+    a slow hash would buy nothing but time on every exchange."""
+    return hashlib.sha256(code.encode("utf-8", "replace")).hexdigest()
+
+
+def _stored_code(code, request):
+    """What the Grant row keeps of ``code``: the digest the row validated in this request
+    was read by, else computed."""
+    grant = request.__dict__.get("_grant_cache", {}).get(code)
+    return grant.code if grant is not None else code_digest(code)
 
 
 def code_token_family(code):
@@ -296,7 +308,9 @@ class OIDCValidator(OAuth2Validator):
         """The Grant row of this code, read once per request (oauthlib asks for it six times)."""
         cache = request.__dict__.setdefault("_grant_cache", {})
         if code not in cache:
-            cache[code] = statements.first(get_grant_model(), "code", code, related=("user", "oidc_subject"), config_version=True)
+            cache[code] = statements.first(
+                get_grant_model(), "code", code_digest(code), related=("user", "oidc_subject"), config_version=True
+            )
         return cache[code]
 
     def _create_authorization_code(self, request, code, expires=None):
@@ -310,7 +324,7 @@ class OIDCValidator(OAuth2Validator):
         grant = get_grant_model()(
             application=request.client,
             user=request.user,
-            code=code["code"],
+            code=code_digest(code["code"]),
             expires=expires,
             redirect_uri=request.redirect_uri,
             scope=" ".join(request.scopes),
@@ -385,7 +399,7 @@ class OIDCValidator(OAuth2Validator):
         """Delete the Grant (or take what a Chain deleted); only one request can, so only one
         gets tokens for a code."""
         if deleted is None:
-            deleted = statements.delete(get_grant_model(), code=code, application=request.client)
+            deleted = statements.delete(get_grant_model(), code=_stored_code(code, request), application=request.client)
         if not deleted:
             raise errors.InvalidGrantError(description="The authorization code has already been used.", request=request)
         request.redeemed_code = code
@@ -573,7 +587,7 @@ class OIDCValidator(OAuth2Validator):
         models = [get_id_token_model(), get_access_token_model(), get_refresh_token_model(), RedeemedCode]
         if not code or not statements.can_chain(router.db_for_write(get_grant_model()), get_grant_model(), models):
             return None
-        return statements.Chain(get_grant_model(), code=code, application=request.client)
+        return statements.Chain(get_grant_model(), code=_stored_code(code, request), application=request.client)
 
     def _rotation_chain(self, token, request):
         """A live refresh token's rotation as a Chain: its revocation (DOT's ``revoke()``:

@@ -15,7 +15,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 
 from oidc_provider import policy
 from oidc_provider.models import RedeemedCode
-from oidc_provider.validators import code_token_family
+from oidc_provider.validators import code_digest, code_token_family, token_checksum
 from tests.factories import ApplicationFactory
 from tests.helpers import authorize, basic_auth, exchange, get_code
 
@@ -115,15 +115,15 @@ def test_authorization_code_exchange(logged_in, web_app, django_assert_max_num_q
     # Every row written and linked, however many statements it took.
     access = AccessToken.objects.get(token_checksum=hashlib.sha256(response.json()["access_token"].encode()).hexdigest())
     assert access.id_token.jti and access.refresh_token.access_token_id == access.pk
-    assert access.refresh_token.token == response.json()["refresh_token"]
+    assert access.refresh_token.token_checksum == token_checksum(response.json()["refresh_token"])
     # The refresh token's family stands for the spent code (a replay finds it): no RedeemedCode row.
     assert access.refresh_token.token_family == code_token_family(code)
     assert not RedeemedCode.objects.exists()
-    assert not Grant.objects.filter(code=code).exists()
+    assert not Grant.objects.filter(code=code_digest(code)).exists()
 
 
 def test_refresh(client, web_app, tokens, django_assert_max_num_queries):
-    presented = RefreshToken.objects.get(token=tokens["refresh_token"])
+    presented = RefreshToken.objects.get(token_checksum=token_checksum(tokens["refresh_token"]))
     budget = BUDGETS["refresh_token_postgresql" if connection.vendor == "postgresql" else "refresh_token"]
     with django_assert_max_num_queries(budget):
         response = client.post(

@@ -9,7 +9,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 
 from oidc_provider import policy
 from oidc_provider.models import RedeemedCode
-from oidc_provider.validators import OIDCValidator
+from oidc_provider.validators import OIDCValidator, code_digest
 from tests.factories import ApplicationFactory
 from tests.helpers import basic_auth, exchange, get_code, pkce_pair, set_policy
 
@@ -85,7 +85,7 @@ def test_a_code_spent_by_another_request_after_validation_issues_nothing(logged_
 
     def spent_meanwhile(self, token, request, *args, **kwargs):
         with connection.cursor() as cursor:  # another request's DELETE: no ORM, no signals
-            cursor.execute(f"DELETE FROM {connection.ops.quote_name(Grant._meta.db_table)} WHERE code = %s", [code])
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(Grant._meta.db_table)} WHERE code = %s", [code_digest(code)])
         return saving(self, token, request, *args, **kwargs)
 
     monkeypatch.setattr(OIDCValidator, "save_bearer_token", spent_meanwhile)
@@ -98,7 +98,7 @@ def test_a_code_spent_by_another_request_after_validation_issues_nothing(logged_
 
 def test_expired_code_is_invalid_grant(logged_in, web_app):
     code = get_code(logged_in, web_app)["code"]
-    get_grant_model().objects.filter(code=code).update(expires=timezone.now() - timedelta(seconds=1))
+    get_grant_model().objects.filter(code=code_digest(code)).update(expires=timezone.now() - timedelta(seconds=1))
     assert _error(exchange(logged_in, web_app, code, secret=web_app.plaintext_secret)) == "invalid_grant"
 
 
