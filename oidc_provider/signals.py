@@ -14,3 +14,8 @@ refresh_token_replayed = Signal()
 signing_key_rotated = Signal()
 # kwargs: key, actor
 signing_key_retired = Signal()
+# A failed client authentication at the token, introspection or revocation endpoint (wrong
+# secret or SK, unknown client, a public client at introspection), or one refused because
+# of too many such failures (throttled=True).
+# kwargs: client_id (as presented, may be unknown or ""), ip_address, throttled, request
+client_authentication_failed = Signal()
