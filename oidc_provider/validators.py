@@ -159,9 +159,14 @@ class ClientAuthenticationThrottled(errors.OAuth2Error):
         return {"Retry-After": str(self.retry_after)}
 
 
+CLIENT_ID_MAX_LENGTH = Application._meta.get_field("client_id").max_length
+
+
 def _printable(client_id):
-    """A presented client_id as it may be kept in the audit log: text, bounded."""
-    return client_id[:200] if isinstance(client_id, str) else ""
+    """A presented client_id as it may be kept in the audit log: printable text, bounded."""
+    if not isinstance(client_id, str):
+        return ""
+    return "".join(c if c.isprintable() else "?" for c in client_id[:200])
 
 
 def _looked_up(key, load):
@@ -287,8 +292,8 @@ class OIDCValidator(OAuth2Validator):
         once (an id found in the per-process copy is read again) and one digest computed
         (against a dummy for an unknown id).
         """
-        if not isinstance(client_id, str) or not client_id:
-            return False
+        if not isinstance(client_id, str) or not client_id.isprintable() or len(client_id) > CLIENT_ID_MAX_LENGTH:
+            return False  # no client has such an id (nor could the database compare it)
         if access_keys.is_access_key(client_id):
             key = access_keys.authenticate(client_id, client_secret)
             if key is not None:
@@ -327,7 +332,9 @@ class OIDCValidator(OAuth2Validator):
         if auth:
             try:
                 decoded = base64.b64decode(auth, validate=True).decode("utf-8")
-                client_id, _, secret = decoded.partition(":")
+                client_id, colon, secret = decoded.partition(":")
+                if not colon:
+                    return None, None  # RFC 7617: "client_id:secret"
                 return unquote_plus(client_id), unquote_plus(secret)
             except (ValueError, UnicodeDecodeError):
                 return None, None

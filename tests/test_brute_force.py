@@ -2,6 +2,7 @@
 throttled and audited, unknown ids indistinguishable from wrong secrets, the client's address
 behind trusted proxies, and introspection for authenticated confidential clients only."""
 
+import base64
 import json
 import re
 from io import StringIO
@@ -399,3 +400,15 @@ def test_a_client_authentication_block_reaches_every_worker(two_workers):
         response = post(app["client_secret"], "203.0.113.21")
         assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
     assert post(app["client_secret"], "203.0.113.22").status_code == 200
+
+
+def test_a_client_id_no_client_can_have_is_a_counted_failure_not_an_error(client, db, provider_settings):
+    """Basic credentials may decode to anything (NUL bytes, control characters, 10,000
+    characters): 401 and a readable audit entry, never a 500."""
+    provider_settings(CLIENT_AUTH_FAILURES_PER_IP=1000)
+    for client_id in ("\x00" * 40, "id\x01with\x1bcontrols", "x" * 10_000):
+        header = "Basic " + base64.b64encode(f"{client_id}:secret".encode()).decode()
+        response = client.post("/oidc/token", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=header)
+        assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    labels = list(AuditEvent.objects.filter(action="client_auth.failed").values_list("actor_label", flat=True))
+    assert len(labels) == 3 and all(label.isprintable() for label in labels)
