@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone as dt_timezone
 
 from django.core.cache import caches
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F, Sum
 
 from .conf import oidc_settings
@@ -149,7 +149,7 @@ def _increment(key, expires_at):
     # A new bucket, at most one per key every few minutes: the time to drop expired ones.
     ThrottleCount.objects.filter(expires__lt=now).delete()
     try:
-        with transaction.atomic(using=ThrottleCount.objects.db):
+        with transaction.atomic(using=router.db_for_write(ThrottleCount)):
             ThrottleCount.objects.create(key=key, count=1, expires=_aware(expires_at))
     except IntegrityError:
         # Another worker created it meanwhile: add one to it.
@@ -235,7 +235,7 @@ def _block(key, until):
         now = _aware(time.time())
         if not ThrottleCount.objects.filter(key=key).update(count=1, expires=_aware(until)):
             try:
-                with transaction.atomic(using=ThrottleCount.objects.db):
+                with transaction.atomic(using=router.db_for_write(ThrottleCount)):
                     ThrottleCount.objects.create(key=key, count=1, expires=_aware(until))
             except IntegrityError:
                 ThrottleCount.objects.filter(key=key, expires__lte=now).update(expires=_aware(until))
