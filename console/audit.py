@@ -4,11 +4,13 @@
 """
 
 import logging
+from urllib.parse import urlsplit
 
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 
 from oidc_provider import signals
+from oidc_provider.throttle import client_address
 
 from . import token_counts
 from .models import AuditEvent
@@ -40,11 +42,14 @@ LOGIN_LOCKED_OUT = "login.locked_out"
 GRANT_REFUSED = "grant.refused"
 CODE_REPLAYED = "code.replayed"
 REFRESH_TOKEN_REPLAYED = "refresh_token.replayed"
+CLIENT_AUTH_FAILED = "client_auth.failed"
+CLIENT_AUTH_THROTTLED = "client_auth.throttled"
 
 
 def _ip(request):
+    # The client's address as the provider's throttle sees it (behind trusted proxies too).
     meta = getattr(request, "META", None) or getattr(request, "headers", None) or {}
-    return meta.get("REMOTE_ADDR") or None
+    return client_address(meta)
 
 
 def record(action, *, actor=None, actor_label=None, target=None, target_label=None, request=None, **details):
@@ -106,6 +111,15 @@ def _code_replayed(sender, application=None, request=None, **kwargs):
 @receiver(signals.refresh_token_replayed, dispatch_uid="console.audit.refresh_replayed")
 def _refresh_replayed(sender, application=None, token_family=None, request=None, **kwargs):
     record(REFRESH_TOKEN_REPLAYED, actor_label=_client(application), target=application, request=request, token_family=str(token_family))
+
+
+@receiver(signals.client_authentication_failed, dispatch_uid="console.audit.client_auth_failed")
+def _client_auth_failed(sender, client_id="", ip_address=None, throttled=False, request=None, **kwargs):
+    # The oauthlib request carries the endpoint's URI and the HTTP headers (REMOTE_ADDR...).
+    record(
+        CLIENT_AUTH_THROTTLED if throttled else CLIENT_AUTH_FAILED, actor_label=client_id or "anonymous",
+        request=request, path=urlsplit(getattr(request, "uri", "") or "").path,
+    )
 
 
 @receiver(signals.signing_key_rotated, dispatch_uid="console.audit.key_rotated")

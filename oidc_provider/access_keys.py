@@ -70,13 +70,25 @@ def _load_key(access_key):
 
 
 def authenticate(access_key, secret_key):
-    """The active AccessKey for this AK/SK, or None; records its use."""
-    key = config_cache.get(("access_key", access_key), lambda: _load_key(access_key))
+    """The active AccessKey for this AK/SK, or None; records its use.
+
+    A refusal costs the same whether the AK exists or not, so timing does not tell which
+    AKs exist: one database read of the AK (one found in the per-process copy is read
+    again) and one digest (against a dummy for an unknown AK).
+    """
+    read = []
+
+    def load():
+        read.append(True)
+        return _load_key(access_key)
+
+    key = config_cache.get(("access_key", access_key), load)
     if key is None:
-        # Same work as a real check, so timing does not tell whether an AK exists.
-        secrets.verify(secret_key or "", secrets.PREFIX + "0" * 64)
+        secrets.verify(secret_key or "", secrets.DUMMY_DIGEST)
         return None
     if not secrets.verify(secret_key or "", key.secret_key) or not key.is_active:
+        if not read:
+            _load_key(access_key)
         return None
     now = timezone.now()
     last = _last_written.get(key.access_key)

@@ -57,6 +57,7 @@ class OIDCProviderConfig(AppConfig):
         from . import checks, config_cache, throttle  # noqa: F401  registers the system checks and receivers
 
         config_cache.connect()
+        throttle.connect()
 
         user_logged_in.connect(_record_auth_time, dispatch_uid="oidc_provider.auth_time")
         post_migrate.connect(_ensure_signing_key, sender=self, dispatch_uid="oidc_provider.signing_key")

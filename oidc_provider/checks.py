@@ -169,3 +169,47 @@ def check_app_order(app_configs, **kwargs):
             hint="Move 'oidc_provider' above 'oauth2_provider' in INSTALLED_APPS.", id="oidc_provider.W003",
         )]
     return []
+
+
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@register()
+def check_throttle_store(app_configs, **kwargs):
+    """Brute-force limits counted per process would be multiplied by the number of workers."""
+    alias = oidc_settings.THROTTLE_CACHE
+    if not alias:
+        return []  # the database: shared by every worker
+    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
+    if alias not in settings.CACHES:
+        return [Error(
+            f"OIDC_PROVIDER['THROTTLE_CACHE'] is {alias!r}, which is not in CACHES.",
+            hint="Name a cache that every worker shares (Redis), or set it to None to count in the database.",
+            id="oidc_provider.E009",
+        )]
+    if backend in PER_PROCESS_CACHES and not settings.DEBUG:
+        return [Warning(
+            f"The brute-force throttle counts failures in the cache {alias!r} ({backend.rsplit('.', 1)[-1]}), "
+            "which each worker process keeps for itself: every limit is multiplied by the number of workers.",
+            hint="Set REDIS_URL (or point OIDC_PROVIDER['THROTTLE_CACHE'] at a shared cache), "
+            "or set THROTTLE_CACHE to None to count in the database.",
+            id="oidc_provider.W004",
+        )]
+    return []
+
+
+@register()
+def check_trusted_proxies(app_configs, **kwargs):
+    from .throttle import parse_networks
+
+    _, invalid = parse_networks(oidc_settings.TRUSTED_PROXIES)
+    if invalid:
+        return [Error(
+            f"OIDC_TRUSTED_PROXIES has entries that are not IP addresses or networks: {', '.join(invalid)}.",
+            hint="List addresses or networks separated by commas, e.g. 10.0.0.1,192.168.0.0/16.",
+            id="oidc_provider.E010",
+        )]
+    return []

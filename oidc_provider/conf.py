@@ -50,6 +50,23 @@ DEFAULTS = {
     # exchange fails (invalid_grant) and the user signs in again. Single use does not rest on
     # it: the exchange's DELETE always waits for the disk. False: codes wait too.
     "ASYNC_COMMIT_AUTHORIZATION_CODES": True,
+    # Reverse proxies (addresses or networks, a list or a comma-separated string) whose
+    # X-Forwarded-For is believed for the client's address; anyone else's is ignored. Empty:
+    # the client is REMOTE_ADDR. Without it behind a proxy, every user has the proxy's
+    # address, and one attacker's failures throttle everyone.
+    "TRUSTED_PROXIES": (),
+    # Where failures are counted: None, the database (shared by every worker and server); or
+    # the alias of a cache in CACHES that every worker shares (Redis), never a per-process one.
+    "THROTTLE_CACHE": None,
+    # Failed client authentications (wrong client_secret or SK, unknown client) at the token,
+    # introspection and revocation endpoints: more than this many in CLIENT_AUTH_WINDOW
+    # seconds from one address, or for one client_id from anywhere, and that address or
+    # client is answered 429 (with Retry-After) for CLIENT_AUTH_WINDOW seconds, right secrets
+    # included. The per-client limit is higher because anyone who knows a client_id can spend
+    # it; 0 turns a limit off.
+    "CLIENT_AUTH_FAILURES_PER_IP": 100,
+    "CLIENT_AUTH_FAILURES_PER_CLIENT": 1000,
+    "CLIENT_AUTH_WINDOW": 15 * 60,
     # Hosted pages' branding.
     "SITE_NAME": "Identity",
     "LOGO_URL": "",

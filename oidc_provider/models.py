@@ -413,3 +413,15 @@ class ConfigVersion(models.Model):
 
     class Meta:
         verbose_name = _("configuration version")
+
+
+class ThrottleCount(models.Model):
+    """Failures counted by throttle.py in one time bucket (or, for a ``block:`` key, a block
+    and when it ends), in the database so that every worker and server shares them."""
+
+    key = models.CharField(max_length=100, primary_key=True)
+    count = models.PositiveIntegerField(default=0)
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("throttle count")

@@ -14,6 +14,9 @@ from django.conf import settings
 from .conf import oidc_settings
 
 PREFIX = "hmac-sha256$"
+# What a presented secret is checked against when its client or AK does not exist, so the
+# answer takes as long as for a wrong secret (no secret has this digest).
+DUMMY_DIGEST = PREFIX + "0" * 64
 
 
 def generate_secret():

@@ -20,3 +20,8 @@ signing_key_imported = Signal()
 signing_key_exported = Signal()
 # kwargs: count, actor (every private key now encrypted under the first key-encryption key)
 signing_keys_reencrypted = Signal()
+# A failed client authentication at the token, introspection or revocation endpoint (wrong
+# secret or SK, unknown client, a public client at introspection), or one refused because
+# of too many such failures (throttled=True).
+# kwargs: client_id (as presented, may be unknown or ""), ip_address, throttled, request
+client_authentication_failed = Signal()

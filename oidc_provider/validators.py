@@ -40,7 +40,7 @@ from . import (
     throttle,
 )
 from .conf import oidc_settings
-from .models import AccessAccount, AccessKey, Application, RedeemedCode
+from .models import AccessAccount, Application, RedeemedCode
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,61 @@ class read_ahead:
         return ahead[1] if ahead is not None and ahead[0] == checksum else read(checksum)
 
 
+# True while an introspection request is answered (IntrospectionView).
+_introspecting = ContextVar("introspecting", default=False)
+
+
+class introspecting:
+    """Around an introspection: its caller must authenticate as a confidential client."""
+
+    def __enter__(self):
+        self._reset = _introspecting.set(True)
+        return self
+
+    def __exit__(self, *exc):
+        _introspecting.reset(self._reset)
+
+
+class ClientAuthenticationThrottled(errors.OAuth2Error):
+    """Too many failed client authentications for this client or from this address."""
+
+    error = "invalid_client"
+    status_code = 429
+
+    def __init__(self, retry_after, request=None):
+        self.retry_after = int(retry_after)
+        super().__init__(
+            description=f"Too many failed client authentications for this client or from this address; "
+            f"retry after {self.retry_after} seconds.",
+            request=request,
+        )
+
+    @property
+    def headers(self):
+        return {"Retry-After": str(self.retry_after)}
+
+
+CLIENT_ID_MAX_LENGTH = Application._meta.get_field("client_id").max_length
+
+
+def _printable(client_id):
+    """A presented client_id as it may be kept in the audit log: printable text, bounded."""
+    if not isinstance(client_id, str):
+        return ""
+    return "".join(c if c.isprintable() else "?" for c in client_id[:200])
+
+
+def _looked_up(key, load):
+    """(config_cache's value for key, whether the database was read for it)."""
+    read = []
+
+    def loader():
+        read.append(True)
+        return load()
+
+    return config_cache.get(key, loader), bool(read)
+
+
 class RefreshTokenRaced(Exception):
     """Another request rotated this refresh token between its validation and its rotation.
 
@@ -202,7 +257,55 @@ class OIDCValidator(OAuth2Validator):
         return request.client
 
     def authenticate_client(self, request, *args, **kwargs):
+        """The client's credentials (HTTP Basic or the form body), throttled.
+
+        A client or address with too many recent failures is answered 429 before its
+        credentials are checked, from the per-process copy of the blocks: a success pays no
+        round trip for the throttle. Only a failure is counted (and announced).
+        """
         client_id, client_secret = self._presented_credentials(request)
+        self._refuse_if_blocked(request, client_id)
+        if self._check_client_credentials(request, client_id, client_secret):
+            if not _introspecting.get() or request.client.client_type == Application.CLIENT_CONFIDENTIAL:
+                return True
+            # RFC 7662 §2.1: the endpoint tells a token's owner only to a client that proved
+            # who it is; a public client can prove nothing.
+        return self._client_auth_failed(request, client_id)
+
+    def _refuse_if_blocked(self, request, client_id):
+        retry_after = throttle.client_auth_blocked(client_id, request.headers)
+        if retry_after:
+            signals.client_authentication_failed.send(
+                sender=type(self), client_id=_printable(client_id), ip_address=throttle.client_address(request.headers),
+                throttled=True, request=request,
+            )
+            raise ClientAuthenticationThrottled(retry_after, request=request)
+
+    def _client_auth_failed(self, request, client_id):
+        """Count and announce a failed client authentication; False, or 429 once too many."""
+        # Judged on the configuration as it stands, not an assumed copy (the secret may have
+        # just been regenerated): when it moved, the request runs again before anything is counted.
+        config_cache.confirm()
+        ip = throttle.client_ip(request.headers)
+        retry_after = throttle.record_client_auth_failure(client_id, ip)
+        signals.client_authentication_failed.send(
+            sender=type(self), client_id=_printable(client_id), ip_address=throttle.client_address(request.headers),
+            throttled=bool(retry_after), request=request,
+        )
+        if retry_after:
+            raise ClientAuthenticationThrottled(retry_after, request=request)
+        return False
+
+    def _check_client_credentials(self, request, client_id, client_secret):
+        """Whether the credentials are an active AK/SK pair or a client's id and secret.
+
+        Every failure costs the same whether the id exists or not, or an attacker could
+        time which AKs and client_ids exist: each kind of id is looked up in the database
+        once (an id found in the per-process copy is read again) and one digest computed
+        (against a dummy for an unknown id).
+        """
+        if not isinstance(client_id, str) or not client_id.isprintable() or len(client_id) > CLIENT_ID_MAX_LENGTH:
+            return False  # no client has such an id (nor could the database compare it)
         if access_keys.is_access_key(client_id):
             key = access_keys.authenticate(client_id, client_secret)
             if key is not None:
@@ -210,9 +313,30 @@ class OIDCValidator(OAuth2Validator):
                 request.client = key.account.application
                 request.client_id = request.client.client_id
                 return True
-            if AccessKey.objects.filter(access_key=client_id).exists():
-                return False
-        return super().authenticate_client(request, *args, **kwargs)
+            # Not a valid pair: it may still be an application's client_id that starts with "AK".
+        client, read = _looked_up(("application", client_id), lambda: Application.objects.filter(client_id=client_id).first())
+        if client is not None and client.client_id == client_id and client.is_usable(request):
+            request.client = client
+            if secrets.verify(client_secret, client.client_secret):
+                return True
+        else:
+            request.client = None
+            secrets.verify(client_secret or "", secrets.DUMMY_DIGEST)
+        if not read:
+            Application.objects.filter(client_id=client_id).first()
+        return False
+
+    def authenticate_client_id(self, client_id, request, *args, **kwargs):
+        # A public client names itself without a secret; an unknown name is a failure like
+        # a wrong secret, counted and throttled the same way.
+        self._refuse_if_blocked(request, client_id)
+        if super().authenticate_client_id(client_id, request, *args, **kwargs):
+            return True
+        return self._client_auth_failed(request, client_id)
+
+    def client_authentication_required(self, request, *args, **kwargs):
+        # Introspection answers only clients that authenticate with a secret.
+        return _introspecting.get() or super().client_authentication_required(request, *args, **kwargs)
 
     def _presented_credentials(self, request):
         """(client_id, client_secret) from HTTP Basic or the form body, without checking them."""
@@ -220,7 +344,9 @@ class OIDCValidator(OAuth2Validator):
         if auth:
             try:
                 decoded = base64.b64decode(auth, validate=True).decode("utf-8")
-                client_id, _, secret = decoded.partition(":")
+                client_id, colon, secret = decoded.partition(":")
+                if not colon:
+                    return None, None  # RFC 7617: "client_id:secret"
                 return unquote_plus(client_id), unquote_plus(secret)
             except (ValueError, UnicodeDecodeError):
                 return None, None

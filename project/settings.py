@@ -147,6 +147,8 @@ if DATABASES["default"]["ENGINE"] in ("project.postgresql", "django.db.backends.
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Brute-force counts (oidc_provider/throttle.py) must be shared by every worker: in Redis
+# when REDIS_URL is set, else in the database (OIDC_PROVIDER["THROTTLE_CACHE"] below).
 if os.environ.get("REDIS_URL"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}}
 else:
@@ -220,6 +222,10 @@ OIDC_PROVIDER = {
     "ISSUER": _ISSUER,
     "SITE_NAME": os.environ.get("OIDC_SITE_NAME", "Identity"),
     "KEY_ENCRYPTION_KEYS": OIDC_KEY_ENCRYPTION_KEYS,
+    # Reverse proxies whose X-Forwarded-For names the client (login throttle, axes,
+    # client-authentication throttle, audit log); none: REMOTE_ADDR is the client.
+    "TRUSTED_PROXIES": os.environ.get("OIDC_TRUSTED_PROXIES", ""),
+    "THROTTLE_CACHE": "default" if os.environ.get("REDIS_URL") else None,
 }
 
 # The provider configures django-oauth-toolkit itself (oidc_provider.apps); a site only
@@ -233,6 +239,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "oidc_provider.views.pages.locked_out"
 AXES_VERBOSE = False
+# The same client address as the provider's own throttle (OIDC_TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "oidc_provider.throttle.client_address"
 
 LOGGING = {
     "version": 1,

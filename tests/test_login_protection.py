@@ -1,19 +1,10 @@
 """Brute force (CONTRACT §7): lockout per username and IP, throttle per IP, on the hosted page and the password grant."""
 
-import pytest
 from axes.models import AccessAttempt
-from django.core.cache import cache
 
 from oidc_provider import policy, throttle
 from tests.factories import PASSWORD, ApplicationFactory, UserFactory
 from tests.helpers import basic_auth
-
-
-@pytest.fixture(autouse=True)
-def _clean_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def _login(client, username, password, ip="10.0.0.1"):
