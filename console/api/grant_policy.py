@@ -93,6 +93,12 @@ class GrantPolicyViewSet(ConsoleAPIMixin, viewsets.GenericViewSet):
             raise NotFound(f"Unknown grant '{grant}'. Choose one of: {', '.join(policy.GRANTS)}.")
         return application_type, grant
 
+    def get_object(self):
+        # The entry the URL names: DRF's OPTIONS describes PUT from it (a router's get_object
+        # would look for a primary key the URL does not carry).
+        application_type, grant = self._pair(self.kwargs.get("application_type"), self.kwargs.get("grant"))
+        return _entry(application_type, grant, policy.state_of(application_type, grant))
+
     def list(self, request):
         current = policy.current_policy()
         entries = [_entry(t, g, current[(t, g)]) for t in policy.APPLICATION_TYPES for g in policy.GRANTS]

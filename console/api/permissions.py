@@ -3,6 +3,8 @@
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import BasePermission
 
+from .parsers import RefuseMalformedInput
+
 
 class IsConsoleAdmin(BasePermission):
     """An active staff user.
@@ -21,7 +23,7 @@ class IsConsoleAdmin(BasePermission):
         return bool(user and user.is_authenticated and user.is_active and user.is_staff)
 
 
-class ConsoleAPIMixin:
+class ConsoleAPIMixin(RefuseMalformedInput):
     """Authentication and permission every console API view shares.
 
     Token first, so an anonymous request gets 401 with ``WWW-Authenticate: Token`` (with
