@@ -247,7 +247,8 @@ def requests_for(draw, endpoint, grammar, values):
         body, content_type = json.dumps(dict(body_pairs)).encode(), "application/json"
     elif encoding == "multipart":
         boundary = "fuzzboundary"
-        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{quote(k)}"\r\n\r\n{v}\r\n' for k, v in body_pairs]
+        names = [quote(k, errors="replace") for k, _ in body_pairs]
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{n}"\r\n\r\n{v}\r\n' for n, (_, v) in zip(names, body_pairs)]
         body = ("".join(parts) + f"--{boundary}--\r\n").encode("utf-8", "replace")
         content_type = draw(st.sampled_from([f"multipart/form-data; boundary={boundary}", "multipart/form-data"]))
     elif encoding == "raw":
@@ -260,6 +261,7 @@ def requests_for(draw, endpoint, grammar, values):
         st.just(urlencode(query_pairs, errors="replace")),
         st.just(urlencode(query_pairs, errors="replace")),
         st.sampled_from(["%", "%ZZ=1", "a=%ff", "client_id=%00", "=&=&", "&&&", "scope=openid&scope=openid", ";;"]),
+        latin1_text.map(lambda raw: raw.replace("#", "")),  # raw bytes, not percent-encoded
     ))
     headers = {}
     basic = st.builds(basic_auth, st.sampled_from(values["client_id"]), st.sampled_from(values["client_secret"]))
@@ -498,9 +500,7 @@ def test_every_console_api_operation_answers_generated_input_without_5xx(console
         state["before"] = after
 
     fuzz()
-
-
-def test_the_console_api_is_healthy_after_the_fuzz(console):
+    # Healthy afterwards: the API's lists still answer.
     client = Client(raise_request_exception=True)
     for path in ("/console/api/", "/console/api/applications/", "/console/api/policy/", "/console/api/audit-events/"):
         assert client.get(path, **console["headers"]).status_code == 200, path
