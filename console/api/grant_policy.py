@@ -95,11 +95,10 @@ class GrantPolicyViewSet(ConsoleAPIMixin, viewsets.GenericViewSet):
         return application_type, grant
 
     def get_object(self):
-        # DRF's OPTIONS (metadata) asks for the object an update would change; an entry is
-        # addressed by its two names, not by a primary key.
+        # The entry the URL names: DRF's OPTIONS describes PUT from it (a router's get_object
+        # would look for a primary key the URL does not carry).
         application_type, grant = self._pair(self.kwargs.get("application_type"), self.kwargs.get("grant"))
-        row = GrantPolicy.objects.filter(application_type=application_type, grant=grant).first()
-        return row or GrantPolicy(application_type=application_type, grant=grant, state=policy.state_of(application_type, grant))
+        return _entry(application_type, grant, policy.state_of(application_type, grant))
 
     def list(self, request):
         current = policy.current_policy()

@@ -7,6 +7,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
 from console.permissions import allowed, is_console_user
+from .parsers import RefuseMalformedInput
+
 
 # DRF action -> the console action it is, for the plain model operations of a resource.
 # OPTIONS is DRF's "metadata": it describes the resource, so it needs the right to read it.
@@ -75,7 +77,7 @@ def console_action(view, request):
     return None
 
 
-class ConsoleAPIMixin:
+class ConsoleAPIMixin(RefuseMalformedInput):
     """Authentication and permission every console API view shares.
 
     Token first, so an anonymous request gets 401 with ``WWW-Authenticate: Token`` (with

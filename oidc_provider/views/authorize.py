@@ -5,6 +5,7 @@ redirect URI first (an error page, never a redirect, and before any login page),
 session (login, prompt, max_age, id_token_hint), then consent.
 """
 
+import re
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -19,6 +20,8 @@ from django.views.generic import View
 from oauth2_provider.compat import login_not_required
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.forms import AllowForm
+from oauth2_provider.models import get_grant_model
+from oauth2_provider.oauth2_validators import is_valid_resource_uri
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views.mixins import OAuthLibMixin
@@ -35,6 +38,8 @@ from .pages import hosted_page
 
 SESSION_AUTH_TIME = "oidc_auth_time"
 RESPONSE_MODES = ("query", "fragment", "form_post")
+# RFC 7636 §4.2: 43-128 characters of the unreserved set (an S256 challenge is 43).
+CODE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
 
 def session_auth_time(request):
@@ -56,6 +61,31 @@ class _Interaction(Exception):
 
     def __init__(self, error, description):
         self.error, self.description = error, description
+
+
+def check_stored_parameters(params):
+    """The parameters a code carries to the token endpoint, checked before anything is stored
+    or shown: a value its column cannot hold would fail on the way into the database."""
+    challenge = params.get("code_challenge")
+    if challenge and not CODE_CHALLENGE.fullmatch(challenge):
+        raise _Interaction(
+            "invalid_request",
+            "code_challenge must be 43 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_' and '~' (RFC 7636 4.2); "
+            "send BASE64URL(SHA256(code_verifier)) without padding.",
+        )
+    nonce_length = get_grant_model()._meta.get_field("nonce").max_length
+    if len(params.get("nonce") or "") > nonce_length:
+        raise _Interaction("invalid_request", f"nonce is longer than {nonce_length} characters; send a shorter one.")
+    resources = params.getlist("resource") if hasattr(params, "getlist") else (params.get("resource") or "").split()
+    for resource in resources:
+        # One resource per parameter (RFC 8707 §2); the consent form carries them space-separated.
+        if not is_valid_resource_uri(resource) or any(c.isspace() for c in resource):
+            raise _Interaction(
+                "invalid_target",
+                f"The resource parameter '{resource[:200]}' is not a resource indicator: send an absolute URI "
+                "with a scheme and host, without a fragment (RFC 8707 2).",
+            )
+    return resources
 
 
 class AuthorizeView(DecoratedView, AuthorizationView):
@@ -100,6 +130,10 @@ class AuthorizeView(DecoratedView, AuthorizationView):
         self.response_mode = params.get("response_mode") or None
         self.redirect_uri = credentials["redirect_uri"]
         try:
+            resources = check_stored_parameters(params)
+            if resources:
+                # oauthlib leaves out the resource indicators (RFC 8707); the code keeps them.
+                credentials["resource"] = resources
             self.check_response_mode(credentials["response_type"], self.response_mode)
             response = self.check_session(request, params, prompt)
             if response is not None:
@@ -173,6 +207,8 @@ class AuthorizeView(DecoratedView, AuthorizationView):
     def show_consent(self, request, application, scopes, credentials):
         self.oauth2_data = {
             **credentials,
+            # One hidden field, space-separated, as DOT's consent form reads it back.
+            "resource": " ".join(credentials.get("resource", [])) or None,
             "response_mode": self.response_mode,
             "scopes": scopes,
             "application": application,
@@ -192,6 +228,7 @@ class AuthorizeView(DecoratedView, AuthorizationView):
         self.response_mode = form.cleaned_data.get("response_mode") or None
         self.redirect_uri = form.cleaned_data["redirect_uri"]
         try:
+            check_stored_parameters(form.cleaned_data)
             self.check_response_mode(form.cleaned_data["response_type"], self.response_mode)
         except _Interaction as e:
             return self.render_error(e.description)
@@ -264,7 +301,9 @@ class AuthorizeView(DecoratedView, AuthorizationView):
     def error_response(self, error, application, **kwargs):
         redirect, error_response = OAuthLibMixin.error_response(self, error, **kwargs)
         oauth_error = error_response["error"]
-        if redirect:
+        # oauthlib raises some errors (a malformed claims parameter) without the request, so
+        # without the redirect URI it checked: the error page then, never a redirect to nowhere.
+        if redirect and oauth_error.redirect_uri:
             credentials = {
                 "redirect_uri": oauth_error.redirect_uri,
                 "response_type": oauth_error.response_type or "code",

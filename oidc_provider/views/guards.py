@@ -27,8 +27,13 @@ def _problem(request):
                     return "A parameter contains a NUL byte; send printable text."
                 if len(value) > MAX_PARAMETER_LENGTH:
                     return f"The parameter '{key[:40]}' is longer than {MAX_PARAMETER_LENGTH} characters."
-    if "\x00" in request.META.get("HTTP_AUTHORIZATION", ""):
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    if "\x00" in authorization:
         return "The Authorization header contains a NUL byte."
+    if not authorization.isascii():
+        # Basic and Bearer credentials are base64 / token68 (RFC 7617, RFC 6750 §2.1): ASCII
+        # only; the server decodes a header's raw bytes as Latin-1, which base64 refuses.
+        return "The Authorization header must be ASCII: base64-encode 'client_id:client_secret' (RFC 7617)."
     return None
 
 

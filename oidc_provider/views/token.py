@@ -27,16 +27,20 @@ class TokenView(MachineEndpoint, DOTTokenView):
         # configuration this process has, which that INSERT (or, before an error is
         # answered, a read) confirms; when it changed meanwhile, the request runs again.
         grant_type = request.POST.get("grant_type")
+        # Not DOT's post(): it sends the device grant to its device-flow handler, which reads
+        # a device_code the request may lack. This server offers no device grant, so that
+        # request goes to oauthlib like any other and gets unsupported_grant_type.
+        respond = self.authorization_flow_token_response
         presented = request.POST.get("refresh_token") if grant_type == "refresh_token" else None
         try:
             with config_cache.assuming(grant_type == "client_credentials"), read_ahead.refresh(presented):
-                response = super().post(request, *args, **kwargs)
+                response = respond(request)
                 config_cache.confirm()
         except config_cache.Changed:
-            response = super().post(request, *args, **kwargs)
+            response = respond(request)
         except RefreshTokenRaced:
             with transaction.atomic(using=router.db_for_write(get_access_token_model())):
-                response = super().post(request, *args, **kwargs)
+                response = respond(request)
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
         self.allow_registered_origin(request, response)
