@@ -7,6 +7,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
 from console.permissions import allowed, is_console_user
+
 from .parsers import RefuseMalformedInput
 
 
