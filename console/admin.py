@@ -2,15 +2,17 @@
 signing keys, tokens and consents, the audit log and the dashboard.
 
 django-oauth-toolkit registers admins for its models on import; ours replace those for the
-Application (types, the grant policy, hashed secrets) and for access and refresh tokens
-(revocation per user and application, audited). Every change made here is recorded with
+Application (types, the grant policy, hashed secrets) and for tokens, codes and ID tokens
+(read-only; revocation per user and application, audited). knox's token admin is replaced by
+one for superusers that shows no token. Who may use each page and action is decided by
+``console.permissions``, as for the REST API. Every change made here is recorded with
 ``console.audit.record``; signing key rotation and retirement are recorded by the receivers
 in ``console.audit``.
 """
 
-# DOT registers its admin for our swapped Application on import; importing it first makes
-# the replacements below independent of INSTALLED_APPS order.
-import knox.admin  # noqa: F401  (registers knox's own token admin, which ours replaces)
+# DOT registers its admins (for our swapped Application too) and knox its token admin on
+# import; importing them first makes the replacements below independent of INSTALLED_APPS order.
+import knox.admin  # noqa: F401
 import oauth2_provider.admin as dot_admin
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
