@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('oidc_provider', '0003_configversion'),
+        ('oidc_provider', '0006_tokens_and_codes_as_digests'),
     ]
 
     operations = [
