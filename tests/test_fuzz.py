@@ -353,10 +353,14 @@ def refused(response):
 
 
 def _reset_login_counters():
-    """Failed logins are recorded and lock out; forget them so lockouts do not hide deeper paths."""
+    """Failed logins and client authentications are counted and lock out; forget them so that
+    lockouts and throttles do not hide deeper paths."""
     from django.core.cache import cache
 
+    from oidc_provider.models import ThrottleCount
+
     cache.clear()
+    ThrottleCount.objects.all().delete()
     try:
         from axes.utils import reset
     except ImportError:  # pragma: no cover
