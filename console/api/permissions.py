@@ -1,6 +1,7 @@
 """Who may use the console API: active staff users, by session or by API token, each request
 checked against the same permissions as the admin pages (``console.permissions``)."""
 
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -36,6 +37,12 @@ class ConsoleTokenAuthentication(TokenAuthentication):
         except UnicodeDecodeError:
             raise AuthenticationFailed("Invalid token.") from None
         return super().authenticate_credentials(token)
+
+
+class ConsoleTokenScheme(KnoxTokenScheme):
+    """The OpenAPI schema names the console's token as it names knox's (``Token <key>``)."""
+
+    target_class = ConsoleTokenAuthentication
 
 
 class ConsolePermission(BasePermission):
