@@ -564,7 +564,7 @@ def admin_actions():
 # (model, action) -> (console action, the selected object(w), status when allowed)
 ACTION_RULES = {
     ("oidc_provider.application", "delete_selected"): ("application.delete", lambda w: w.doomed, 302),
-    ("oidc_provider.application", "regenerate_secret"): ("application.regenerate_secret", lambda w: w.app, 302),
+    ("oidc_provider.application", "regenerate_secret"): ("application.regenerate_secret", lambda w: w.app, 200),  # the new secrets on a page of their own
     ("oidc_provider.application", "revoke_all_tokens"): ("tokens.revoke", lambda w: w.app, 302),
     ("oidc_provider.signingkey", "rotate_keys"): ("signing_key.rotate", lambda w: w.active, 302),
     ("oidc_provider.signingkey", "retire_keys"): ("signing_key.retire", lambda w: w.upcoming, 302),
