@@ -188,7 +188,7 @@ def check_throttle_store(app_configs, **kwargs):
         return [Error(
             f"OIDC_PROVIDER['THROTTLE_CACHE'] is {alias!r}, which is not in CACHES.",
             hint="Name a cache that every worker shares (Redis), or set it to None to count in the database.",
-            id="oidc_provider.E009",
+            id="oidc_provider.E011",
         )]
     if backend in PER_PROCESS_CACHES and not settings.DEBUG:
         return [Warning(
@@ -196,7 +196,7 @@ def check_throttle_store(app_configs, **kwargs):
             "which each worker process keeps for itself: every limit is multiplied by the number of workers.",
             hint="Set REDIS_URL (or point OIDC_PROVIDER['THROTTLE_CACHE'] at a shared cache), "
             "or set THROTTLE_CACHE to None to count in the database.",
-            id="oidc_provider.W004",
+            id="oidc_provider.W005",
         )]
     return []
 
@@ -210,6 +210,6 @@ def check_trusted_proxies(app_configs, **kwargs):
         return [Error(
             f"OIDC_TRUSTED_PROXIES has entries that are not IP addresses or networks: {', '.join(invalid)}.",
             hint="List addresses or networks separated by commas, e.g. 10.0.0.1,192.168.0.0/16.",
-            id="oidc_provider.E010",
+            id="oidc_provider.E012",
         )]
     return []

@@ -296,7 +296,7 @@ def test_a_per_process_throttle_cache_is_warned_about_in_production(settings, pr
     provider_settings(THROTTLE_CACHE="local")
     out = StringIO()
     call_command("check", stdout=out, stderr=out)
-    assert "oidc_provider.W004" in out.getvalue()
+    assert "oidc_provider.W005" in out.getvalue()
 
 
 def test_a_per_process_throttle_cache_is_accepted_while_debugging(settings, provider_settings):
@@ -305,14 +305,14 @@ def test_a_per_process_throttle_cache_is_accepted_while_debugging(settings, prov
     provider_settings(THROTTLE_CACHE="local")
     out = StringIO()
     call_command("check", stdout=out, stderr=out)
-    assert "W004" not in out.getvalue()
+    assert "W005" not in out.getvalue()
 
 
 def test_the_default_store_the_database_raises_no_warning(settings):
     settings.DEBUG = False
     out = StringIO()
     call_command("check", stdout=out, stderr=out)
-    assert "W004" not in out.getvalue()
+    assert "W005" not in out.getvalue()
 
 
 def test_a_throttle_cache_missing_from_caches_fails_the_system_check(provider_settings):
