@@ -540,6 +540,13 @@ class AccessKeyInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def get_fields(self, request, obj=None):
+        # Links to actions the user may not take would only lead to a 403.
+        fields = super().get_fields(request, obj)
+        if allowed(request.user, "access_key.rotate") and allowed(request.user, "access_key.revoke"):
+            return fields
+        return [field for field in fields if field != "key_actions"]
+
     @admin.display(description=_("status"))
     def status(self, obj):
         return key_status(obj)

@@ -393,6 +393,23 @@ def test_the_auditor_never_sees_a_secret(make_user, world):
     assert "BEGIN" not in body and "client_secret" not in body and "secret_key" not in body
 
 
+@pytest.mark.parametrize("role, shown", [("manager", True), ("auditor", False), ("staff_no_perms", None)])
+def test_an_access_account_page_links_to_key_actions_only_for_who_may_take_them(role, shown, make_user, world, client):
+    """Least privilege in the pages too: the Rotate and Revoke links of a key pair appear only
+    to a role holding both permissions (the auditor reads the account without them)."""
+    client.force_login(make_user(role))
+    response = client.get(reverse("admin:oidc_provider_accessaccount_change", args=[world.account.pk]))
+    if shown is None:
+        assert response.status_code == 403
+        return
+    assert response.status_code == 200
+    rotate = reverse("admin:oidc_provider_accesskey_rotate", args=[world.key.pk])
+    revoke = reverse("admin:oidc_provider_accesskey_revoke", args=[world.key.pk])
+    body = response.content.decode()
+    assert (rotate in body and revoke in body) is shown
+    assert (rotate in body or revoke in body) is shown
+
+
 # -- the admin: pages ------------------------------------------------------------------------------
 
 # Models whose admin is part of the console.
