@@ -17,7 +17,6 @@ import oauth2_provider.admin as dot_admin
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.db.models import Case, Count, Max, Q, Value, When
-from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
@@ -683,8 +682,23 @@ class AccessAccountAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
         return views.shown_once_redirect(request, _url("oidc_provider_accesskey_issued"))
 
 
+class IssuedByTheProviderMixin:
+    """Key pairs, tokens and codes are made by the provider and ended by its audited actions
+    (revoke, rotate): nobody adds, edits or deletes them here (a hand-made one would be a key
+    to an account, and a deleted one would leave no trace of its revocation)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(AccessKey)
-class AccessKeyAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
+class AccessKeyAdmin(IssuedByTheProviderMixin, ConsolePermissionsMixin, admin.ModelAdmin):
     console_resource = "access_key"
     list_display = ("access_key", "account", "status", "created_at", "last_used_at", "revoked_at")
     list_filter = (KeyStatusFilter, ("account", RelatedOnlyFieldListFilter))
@@ -711,17 +725,6 @@ class AccessKeyAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
 
     def rotate_view(self, request, object_id):
         return views.access_key_action(request, self, object_id, "rotate")
-
-    def has_add_permission(self, request):
-        # Pairs are issued from their account ("Issue a new key pair"): the SK is made, not typed.
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Nothing to edit: a pair is revoked or rotated, with the actions.
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_revoke_permission(self, request):
         return allowed(request.user, "access_key.revoke")
@@ -794,20 +797,6 @@ class LiveRefreshTokenFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.filter(revoked__isnull=False)
         return queryset
-
-
-class IssuedByTheProviderMixin:
-    """Tokens and codes are made by the provider and ended by the audited revoke actions:
-    nobody adds, edits or deletes them here (a hand-made token would be a key to any account)."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class RevokeAllMixin:
