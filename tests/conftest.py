@@ -1,3 +1,6 @@
+import os
+import uuid
+
 import pytest
 from django.test import override_settings
 
@@ -33,3 +36,24 @@ def spa_app(db):
 def logged_in(client, user):
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def scratch_database_url(tmp_path):
+    """A database of the suite's engine of its own (SQLite file or a new PostgreSQL database),
+    for tests that run ``manage.py migrate`` step by step in a subprocess."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        yield f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
+        return
+    import psycopg
+
+    name = f"oidc_scratch_{uuid.uuid4().hex[:8]}"
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -7,7 +7,6 @@ a throw-away PostgreSQL database beside the test one when DATABASE_URL is Postgr
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -33,25 +32,6 @@ def test_no_model_change_lacks_a_migration():
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.fixture
-def scratch_database_url(tmp_path):
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        yield f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
-        return
-    import psycopg
-
-    name = f"oidc_migrations_{uuid.uuid4().hex[:8]}"
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_migrate_from_first_to_last_back_to_zero_and_forward_again(scratch_database_url, tmp_path):

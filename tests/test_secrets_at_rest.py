@@ -221,26 +221,6 @@ print("ROWS " + json.dumps({{
 """
 
 
-@pytest.fixture
-def scratch_database_url(tmp_path):
-    """A database of the suite's engine of its own, for migrating step by step."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        yield f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
-        return
-    import psycopg
-
-    name = f"oidc_digests_{uuid.uuid4().hex[:8]}"
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def test_upgrading_turns_plaintext_tokens_and_codes_into_digests(scratch_database_url, tmp_path):
     """Rows left by a version that kept tokens and codes in plaintext are digests after
     ``migrate``; the tokens still match their rows (the checksum is what lookups use)."""
