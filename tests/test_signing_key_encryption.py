@@ -26,7 +26,6 @@ from console.models import AuditEvent
 from oidc_provider import keys
 from oidc_provider.models import SigningKey
 from tests.helpers import exchange, get_code, verify_id_token
-from tests.test_migrations import scratch_database_url  # noqa: F401  the fixture
 
 REPO = Path(__file__).resolve().parent.parent
 
