@@ -1,4 +1,4 @@
-"""What run.py, soak.py and profile.py share: servers, scratch databases, seeding, wrk.
+"""What run.py and instructions.py share: servers, scratch databases, seeding, wrk.
 
 Every server is a gunicorn started here on a free loopback port, in its own session (so a
 Ctrl-C reaches this script, not the servers), and stopped by its PID: by the caller's
@@ -151,17 +151,6 @@ def children(pid):
         if int(fields[1]) == pid:
             found.append(int(entry))
     return sorted(found)
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 class ScratchPostgres:
@@ -433,7 +422,7 @@ def make_tmp():
 # -- request specs ------------------------------------------------------------------------
 #
 # One description per (scenario, target), used by wrk (as Lua arguments), by the Python
-# login generator, and by profile.py (as WSGI calls).
+# login generator, and by instructions.py (as WSGI calls).
 
 # Our project: the working tree, another revision (run.py --against), or on SQLite (run.py --with-sqlite).
 OURS_KINDS = ("ours", "against", "sqlite")
@@ -642,13 +631,12 @@ def foreign_load(seconds=1.0):
     return meter.stop().foreign
 
 
-def wait_until_quiet(threshold, max_wait, quiet=False):
+def wait_until_quiet(threshold, max_wait):
     """Wait (at most ``max_wait`` s) until other processes use less than ``threshold`` of the machine."""
     deadline = time.monotonic() + max_wait
     load = foreign_load()
     while load > threshold and time.monotonic() < deadline:
-        if not quiet:
-            print(f"bench: other processes use {load:.0%} of the CPUs; waiting for them (up to {max_wait:.0f} s)", flush=True)
+        print(f"bench: other processes use {load:.0%} of the CPUs; waiting for them (up to {max_wait:.0f} s)", flush=True)
         time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
         load = foreign_load()
     return load

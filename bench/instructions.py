@@ -8,8 +8,8 @@ Requests per second on a shared two-core machine drift by 15-30 % within minutes
 worth 3 % cannot be seen in them, not even interleaved. The number of instructions a request
 executes does not drift: here it repeats to within 0.1 %. For our project at this tree (and,
 with ``--against``, at another revision, exported as ``run.py --against`` does) this seeds a
-SQLite database as run.py does; then, for each scenario, it runs profile.py's WSGI call loop
-(every middleware, no server) under ``valgrind --tool=callgrind`` twice, with N1 and N2 requests
+SQLite database as run.py does; then, for each scenario, it calls the site's WSGI application
+in a loop (every middleware, no server) under ``valgrind --tool=callgrind`` twice, with N1 and N2 requests
 after a warm-up, each time on a fresh copy of the database, and prints
 (instructions(N2) - instructions(N1)) / (N2 - N1): the per-request cost without start-up.
 
@@ -27,6 +27,7 @@ Python side of a request alone (Django, the driver, the socket calls), not the s
 """
 
 import argparse
+import io
 import json
 import os
 import re
@@ -48,10 +49,74 @@ WARMUP = 30
 COLLECTED = re.compile(r"Collected : (\d+)")
 
 
+def wsgi_caller(app):
+    """``call(method, path, headers, body) -> (status, headers, payload)`` straight through ``app``."""
+
+    def call(method, path, headers=None, body=""):
+        path, _, query = path.partition("?")
+        data = body.encode()
+        environ = {
+            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1:8000",
+            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(data), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+            "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(data)), "HTTP_ACCEPT": "application/json",
+        }
+        if data:
+            environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+        for k, v in (headers or {}).items():
+            environ["HTTP_" + k.upper().replace("-", "_")] = v
+        seen = {}
+
+        def start_response(status, response_headers, exc_info=None):
+            seen["status"] = int(status.split()[0])
+            seen["headers"] = {k.lower(): v for k, v in response_headers}
+
+        chunks = app(environ, start_response)
+        try:
+            payload = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return seen["status"], seen["headers"], payload
+
+    return call
+
+
+def request_maker(call, spec, counter):
+    """A function doing one scenario request (or login round trip) and checking the answer."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if "login" in spec:
+        login, session = spec["login"], spec["sessions"][0]
+
+        def one():
+            status, headers, _ = call("GET", login["auth_path"], {"Cookie": f"{login['cookie_name']}={session}"})
+            assert status == 302, f"auth answered {status}"
+            code = parse_qs(urlsplit(headers["location"]).query)["code"][0]
+            status, _, body = call("POST", login["token_path"], login["token_headers"], login["token_body"].replace("@@", code))
+            assert status == 200 and b"id_token" in body, f"token answered {status}: {body[:200]!r}"
+
+        return one
+    headers = {"Authorization": spec["auth"]} if spec.get("auth") else {}
+
+    def one():
+        body = spec.get("body", "")
+        if spec.get("walk"):
+            body = body.replace("@@", f"{spec['prefix']}{counter[spec['walk']]:08d}")
+            counter[spec["walk"]] += 1
+        status, _, payload = call(spec["method"], spec["path"], headers, body)
+        assert 200 <= status < 300, f"{spec['path']} answered {status}: {payload[:300]!r}"
+        for part in spec.get("expect", []):
+            assert part.encode() in payload, f"{spec['path']}: no {part} in {payload[:300]!r}"
+
+    return one
+
+
 def child(params):
     """Inside valgrind: the site's Django, a warm-up, then ``params['requests']`` requests."""
     import gc
-    import importlib.util
 
     sys.path.insert(0, os.getcwd())
     import django
@@ -61,14 +126,10 @@ def child(params):
     from django.core.wsgi import get_wsgi_application
 
     settings.CONSOLE_TOKEN_COUNT_INTERVAL = 3600
-    # profile.py's caller and request makers, loaded under another name than the stdlib's profile.
-    spec = importlib.util.spec_from_file_location("bench_profile", benchlib.BENCH / "profile.py")
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
-    call = harness.wsgi_caller(get_wsgi_application())
+    call = wsgi_caller(get_wsgi_application())
     site = types.SimpleNamespace(kind="ours", data=params["data"])
     _label, scenario = benchlib.specs(site)[params["scenario"]][0]
-    one = harness.request_maker(call, scenario, defaultdict(int))
+    one = request_maker(call, scenario, defaultdict(int))
     for _ in range(WARMUP):
         one()
     gc.collect()

@@ -2,8 +2,8 @@
 
 Used where wrk is awkward: the browserless login round trip (GET /auth with a session
 cookie -> 302 with a code -> POST /token), for our provider, the DOT baseline and the floor
-alike, and the soak's weighted mix. gunicorn's sync workers close the connection after every
-response; ``http.client`` then reconnects on the next request, as wrk does.
+alike. gunicorn's sync workers close the connection after every response; ``http.client``
+then reconnects on the next request, as wrk does.
 
 Every loop is bounded by a deadline, every socket by a timeout.
 """

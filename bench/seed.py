@@ -1,8 +1,7 @@
 """Rows the benchmark needs, written straight into a site's database.
 
-Run inside the site's Django (``manage.py shell -c``, see ``benchlib.manage_shell``, or
-in-process by ``profile.py``), so the same code seeds our provider and the plain
-django-oauth-toolkit baseline: both use DOT's Grant, AccessToken and RefreshToken models.
+Run inside the site's Django (``manage.py shell -c``, see ``benchlib.manage_shell``), so the
+same code seeds our provider and the plain django-oauth-toolkit baseline: both use DOT's Grant, AccessToken and RefreshToken models.
 
 What it makes, all with known values so a load generator can walk through them:
 
