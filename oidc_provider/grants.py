@@ -35,7 +35,6 @@ APPLICATION_TYPE_CHOICES = [
 ]
 PUBLIC_TYPES = frozenset({SPA, NATIVE})
 PKCE_REQUIRED_TYPES = frozenset({SPA, NATIVE})
-END_USER_TYPES = frozenset({WEB, SPA, NATIVE})
 
 RECOMMENDED = "recommended"
 ALLOWED = "allowed"
