@@ -1,4 +1,4 @@
-"""The hosted pages (CONTRACT §3): login, consent, errors, sign-out, lockout, in English and Chinese.
+"""The hosted pages: login, consent, errors, sign-out, lockout, in English and Chinese.
 
 Every test goes through HTTP with Django's test client, as a browser would.
 """
