@@ -189,8 +189,8 @@ class Application(AbstractApplication):
     # -- django-oauth-toolkit hooks ------------------------------------------------
 
     def allows_grant_type(self, *grant_types):
-        # django-oauth-toolkit's own validator asks this; the provider's asks policy.may_use,
-        # which reads the policy through the configuration cache.
+        # For django-oauth-toolkit code that asks: the policy's answer, not DOT's single-grant
+        # one. The provider's validator asks policy.may_use, which reads through the cache.
         table = GrantPolicy.objects.table()
         held = [DOT_GRANT_TYPES.get(g, g) for g in grant_types]
         return any(g in (self.grant_types or []) and table.get((self.application_type, g), FORBIDDEN) != FORBIDDEN for g in held)
