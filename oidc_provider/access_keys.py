@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import config_cache, secrets
+from . import config_cache, secrets, signals
 from .models import AccessAccount, AccessKey
 from .scopes import OIDC_SCOPE_DESCRIPTIONS, all_scopes
 
@@ -33,25 +33,34 @@ def validate_scopes(scopes):
     return errors
 
 
-def issue(account):
-    """A new AK/SK pair for the account; returns (AccessKey, sk). The SK is never seen again."""
+@transaction.atomic
+def issue(account, actor=None):
+    """A new AK/SK pair for the account; returns (AccessKey, sk). The SK is never seen again.
+
+    Sends ``access_key_issued``; ``actor`` is the user who asked, or None for the CLI.
+    """
     sk = secrets.generate_secret()
     key = AccessKey.objects.create(account=account, access_key=generate_access_key(), secret_key=sk)
+    signals.access_key_issued.send(sender=AccessKey, key=key, actor=actor)
     return key, sk
 
 
-def revoke(key):
+@transaction.atomic
+def revoke(key, actor=None):
+    """Refuse the pair from the next request on; sends ``access_key_revoked`` unless it
+    already was."""
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        signals.access_key_revoked.send(sender=AccessKey, key=key, actor=actor)
     return key
 
 
 @transaction.atomic
-def rotate(key):
+def rotate(key, actor=None):
     """Replace one pair with a new one on the same account; the other pairs are untouched."""
-    new_key, sk = issue(key.account)
-    revoke(key)
+    new_key, sk = issue(key.account, actor=actor)
+    revoke(key, actor=actor)
     return new_key, sk
 
 

@@ -2,10 +2,19 @@
 
 from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
+from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
 
+from . import keys
 from .conf import oidc_settings
+from .models import SigningKey
+from .throttle import parse_networks
+from .validators import OIDCValidator
 
 
 @register()
@@ -40,10 +49,6 @@ def check_application_model(app_configs, **kwargs):
 @register()
 def check_dot_settings(app_configs, **kwargs):
     """django-oauth-toolkit settings that would silently bypass the provider's rules."""
-    from django.utils.module_loading import import_string
-
-    from .validators import OIDCValidator
-
     dot = getattr(settings, "OAUTH2_PROVIDER", {})
     errors = []
     validator = dot.get("OAUTH2_VALIDATOR_CLASS", "oidc_provider.validators.OIDCValidator")
@@ -76,8 +81,6 @@ def check_dot_settings(app_configs, **kwargs):
 @register()
 def check_issuer_matches_urls(app_configs, **kwargs):
     """The issuer's path must be where the site mounted the provider, or discovery would lie."""
-    from django.urls import NoReverseMatch, reverse
-
     issuer = oidc_settings.issuer
     if not issuer:
         return []
@@ -102,10 +105,6 @@ def check_issuer_matches_urls(app_configs, **kwargs):
 @register()
 def check_key_encryption_keys(app_configs, **kwargs):
     """The keys that encrypt the signing keys at rest must be usable Fernet keys."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    from . import keys
-
     try:
         keys._fernet()
     except ImproperlyConfigured as e:
@@ -129,16 +128,8 @@ def check_key_encryption_keys_set(app_configs, **kwargs):
 @register(Tags.database)
 def check_signing_key(app_configs, databases=None, **kwargs):
     """Without an active key no ID token can be signed (`manage.py check --database default`)."""
-    from django.db import DatabaseError
-
-    from .models import SigningKey
-
     if not databases:
         return []
-    from django.core.exceptions import ImproperlyConfigured
-
-    from . import keys
-
     try:
         stored = SigningKey.objects.exclude(status=SigningKey.RETIRED).values_list("kid", "private_key")
         for kid, private_key in stored:
@@ -159,8 +150,6 @@ def check_signing_key(app_configs, databases=None, **kwargs):
 @register()
 def check_app_order(app_configs, **kwargs):
     """``cleartokens`` is django-oauth-toolkit's unless oidc_provider comes first."""
-    from django.apps import apps
-
     names = [config.name for config in apps.get_app_configs()]
     if "oauth2_provider" in names and names.index("oidc_provider") > names.index("oauth2_provider"):
         return [Warning(
@@ -203,8 +192,6 @@ def check_throttle_store(app_configs, **kwargs):
 
 @register()
 def check_trusted_proxies(app_configs, **kwargs):
-    from .throttle import parse_networks
-
     _, invalid = parse_networks(oidc_settings.TRUSTED_PROXIES)
     if invalid:
         return [Error(

@@ -1,8 +1,10 @@
 """Scopes -> claims (OIDC Core 5.4) and the one hook that maps a user to claims."""
 
+from django.contrib.auth import get_user_model
 from django.utils.module_loading import import_string
 
 from .conf import oidc_settings
+from .models import Subject
 
 # OIDC Core 5.4: which scope releases which standard claim.
 CLAIM_SCOPES = {
@@ -32,8 +34,6 @@ def subject(user):
         return str(user.pk)
     cached = getattr(user, "_oidc_subject", None)
     if cached is None:
-        from .models import Subject
-
         try:
             # No query when the caller loaded the user with select_related("…oidc_subject").
             cached = user.oidc_subject.value
@@ -45,12 +45,8 @@ def subject(user):
 
 def user_for_subject(sub):
     """The user a `sub` names, or None."""
-    from django.contrib.auth import get_user_model
-
     if oidc_settings.SUBJECT_TYPE == "pk":
         return get_user_model()._default_manager.filter(pk=sub).first() if str(sub).isdigit() else None
-    from .models import Subject
-
     row = Subject.objects.select_related("user").filter(value=sub).first()
     return row.user if row else None
 

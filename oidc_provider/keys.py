@@ -5,7 +5,7 @@ A key's life: ``next`` (published, not yet signing) -> ``active`` (signs new tok
 There is always a ``next`` key, as Okta and Google publish theirs ahead of use (OIDC Core
 §10.1.1): a rotation promotes a key relying parties have had in their JWKS for as long as
 the previous rotation is old, so it never shows them an unknown ``kid``, whatever they cache.
-Parsing a PEM costs ~40 ms, so each key is parsed once per process and kept by ``kid``.
+Parsing a PEM is slow, so each key is parsed once per process and kept by ``kid``.
 
 Private keys are stored encrypted (Fernet) under the key-encryption keys of
 ``OIDC_PROVIDER["KEY_ENCRYPTION_KEYS"]``: a copy of the database, or a backup, signs nothing
@@ -24,11 +24,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils.crypto import salted_hmac
 from django.utils import timezone
+from jwcrypto import jwk
 
-from . import signals
+from . import config_cache, signals
+from .conf import oidc_settings
+from .models import ConfigVersion, SigningKey
 
 ALGORITHM = "RS256"
 _parsed = {}
@@ -49,8 +52,6 @@ class LoadedKey:
     def jwcrypto_key(self):
         """The same key as jwcrypto wants it, for django-oauth-toolkit code paths that use it."""
         if self._jwcrypto is None:
-            from jwcrypto import jwk
-
             self._jwcrypto = jwk.JWK.from_pyca(self.private_key)
         return self._jwcrypto
 
@@ -79,8 +80,6 @@ _fernets = {}
 
 def key_encryption_keys():
     """The configured key-encryption keys, first (the one that encrypts) first."""
-    from .conf import oidc_settings
-
     value = oidc_settings.KEY_ENCRYPTION_KEYS
     if value is None:
         derived = salted_hmac("oidc_provider.keys.key-encryption-key", "", secret=settings.SECRET_KEY, algorithm="sha256")
@@ -142,8 +141,6 @@ def reencrypt(actor=None):
     Plaintext PEMs are encrypted too. After it, the older key-encryption keys can be dropped.
     Nothing changes unless every key decrypts.
     """
-    from .models import SigningKey
-
     with transaction.atomic():
         rows = list(SigningKey.objects.select_for_update().order_by("pk"))
         plaintext = [decrypt_pem(key.private_key, key.kid) for key in rows]
@@ -177,8 +174,6 @@ def _pkcs8(private_key):
 
 def export_pem(key, actor=None):
     """The private key of a SigningKey row as an unencrypted PKCS#8 PEM (for a backup or a move)."""
-    from .models import SigningKey
-
     pem = decrypt_pem(key.private_key, key.kid)
     signals.signing_key_exported.send(sender=SigningKey, key=key, actor=actor)
     return pem
@@ -191,8 +186,6 @@ def import_pem(pem, status="next", actor=None):
     ``inactive`` keeps verifying what it signed elsewhere without ever signing here.
     Raises ValueError for anything that is not a usable key, or one already stored.
     """
-    from .models import SigningKey
-
     if status not in (SigningKey.NEXT, SigningKey.INACTIVE):
         raise ValueError("An imported key starts as 'next' or 'inactive'; rotate to make it active.")
     private_key = private_key_from_pem(pem)
@@ -218,8 +211,6 @@ def _load(kid, stored):
 
 def generate(status="active"):
     """Create and store a new 2048-bit RSA key; returns the SigningKey row."""
-    from .models import SigningKey
-
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     kid = thumbprint(public_jwk(private_key.public_key()))
     now = timezone.now()
@@ -230,8 +221,6 @@ def generate(status="active"):
 
 def ensure_active_key():
     """The active key row, creating it and the next key on first start."""
-    from .models import SigningKey
-
     key = SigningKey.objects.filter(status=SigningKey.ACTIVE).first()
     if key is None:
         try:
@@ -243,17 +232,25 @@ def ensure_active_key():
     return key
 
 
+def ensure_keys_after_migrate(sender, using="default", **kwargs):
+    """post_migrate receiver: the active and the next key exist once the tables do."""
+    # After `migrate oidc_provider zero` (or to a migration before ours) the tables are gone,
+    # and that is fine: the next migrate forward creates the key.
+    tables = connections[using].introspection.table_names()
+    if SigningKey._meta.db_table not in tables or ConfigVersion._meta.db_table not in tables:
+        return
+    statuses = set(SigningKey.objects.using(using).values_list("status", flat=True).distinct())
+    if not {SigningKey.ACTIVE, SigningKey.NEXT} <= statuses:
+        ensure_active_key()
+
+
 def ensure_next_key():
     """Publish a ``next`` key if there is none (first start, or after upgrading to it)."""
-    from .models import SigningKey
-
     if not SigningKey.objects.filter(status=SigningKey.NEXT).exists():
         generate(status=SigningKey.NEXT)
 
 
 def _active_row():
-    from .models import SigningKey
-
     return (
         SigningKey.objects.filter(status=SigningKey.ACTIVE)
         .order_by("-activated_at", "-id")
@@ -265,8 +262,6 @@ def _active_row():
 def active_key():
     """The parsed key that signs new tokens (read through config_cache: a rotation applies
     on the next request in every process)."""
-    from . import config_cache
-
     row = config_cache.get("signing_key.active", _active_row)
     if row is None:
         key = ensure_active_key()
@@ -275,15 +270,11 @@ def active_key():
 
 
 def _published_rows():
-    from .models import SigningKey
-
     rows = SigningKey.objects.exclude(status=SigningKey.RETIRED).order_by("-created_at", "-id")
     return tuple(rows.values_list("kid", "private_key", "status"))
 
 
 def _published():
-    from . import config_cache
-
     return config_cache.get("signing_key.published", _published_rows)
 
 
@@ -310,8 +301,6 @@ class _JwksDocument:
 
 
 def _jwks_document():
-    from .models import SigningKey
-
     body = json.dumps(jwks()).encode()
     return _JwksDocument(body, any(status == SigningKey.NEXT for _kid, _pem, status in _published()))
 
@@ -325,9 +314,6 @@ def jwks_json():
     one that signs nothing yet. Only a second rotation within that time could sign with a
     key the copy lacks, and relying parties fetch the JWKS again on an unknown ``kid``.
     """
-    from . import config_cache
-    from .conf import oidc_settings
-
     document = config_cache.recent("signing_key.jwks", oidc_settings.JWKS_CACHE_SECONDS)
     if document is None or not document.announces_next:
         document = config_cache.get("signing_key.jwks", _jwks_document)
@@ -336,8 +322,6 @@ def jwks_json():
 
 def verify(token, audience=None, verify_exp=True):
     """Claims of a JWT this provider signed with any published key; raises jwt.InvalidTokenError."""
-    from .conf import oidc_settings
-
     header = jwt.get_unverified_header(token)
     key = key_for_kid(header.get("kid"))
     if key is None:
@@ -359,8 +343,6 @@ def rotate(actor=None):
     The previous active key stays published (``inactive``) until it is retired, so tokens
     it signed keep verifying.
     """
-    from .models import SigningKey
-
     now = timezone.now()
     previous = list(SigningKey.objects.select_for_update().filter(status=SigningKey.ACTIVE))
     new = SigningKey.objects.select_for_update().filter(status=SigningKey.NEXT).order_by("created_at").first()
@@ -382,8 +364,6 @@ def retire(key, actor=None):
     Retiring the next key publishes a new one, so the next rotation still promotes a key
     relying parties have seen.
     """
-    from .models import SigningKey
-
     key = SigningKey.objects.select_for_update().get(pk=key.pk)
     if key.status == SigningKey.ACTIVE:
         raise ValueError("The active key cannot be retired; rotate first so another key signs new tokens.")

@@ -3,10 +3,10 @@
 Token, userinfo, introspection, revocation, discovery and JWKS are called by relying parties
 and resource servers, never by a browser session: they read no session, user, message or
 CSRF token (they are CSRF-exempt by design), and their error texts are ASCII English (RFC
-6749 §5.2). Yet every request to them paid for the site's whole middleware stack, about a
-fifth of a client-credentials request. Placed right after ``SecurityMiddleware`` (and
-WhiteNoise), ``ProtocolEndpointMiddleware`` calls such a view directly; the middleware above
-it still sees the response. Every other URL goes down the stack as before.
+6749 §5.2), so the site's whole middleware stack is work they do not need. Placed right after
+``SecurityMiddleware`` (and WhiteNoise), ``ProtocolEndpointMiddleware`` calls such a view
+directly; the middleware above it still sees the response. Every other URL goes down the
+whole stack.
 
 A view takes part when it is wrapped in ``protocol_endpoint()`` (``oidc_provider.urls`` does
 it). With ``ATOMIC_REQUESTS`` on any database the middleware steps aside, so that setting
@@ -28,9 +28,9 @@ class ProtocolEndpointMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         self.enabled = not any(db.get("ATOMIC_REQUESTS") for db in settings.DATABASES.values())
-        # Path -> match of a protocol endpoint without URL arguments: resolving /oidc/token
-        # anew cost some 4 % of a client-credentials request. Tied to the resolver it came
-        # from, so a new URLconf (clear_url_caches(), another ROOT_URLCONF) starts afresh.
+        # Path -> match of a protocol endpoint without URL arguments, so a hot path is not
+        # resolved anew on every request. Tied to the resolver it came from, so a new URLconf
+        # (clear_url_caches(), another ROOT_URLCONF) starts afresh.
         self._resolver = None
         self._matches = {}
 

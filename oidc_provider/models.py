@@ -1,4 +1,5 @@
 from datetime import timedelta
+from secrets import token_urlsafe
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -7,8 +8,26 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
+from oauth2_provider.settings import oauth2_settings
 
-from . import policy, secrets
+from . import grants, secrets
+from .grants import (
+    APPLICATION_TYPE_CHOICES,
+    APPLICATION_TYPES,
+    AUTHORIZATION_CODE,
+    CLIENT_CREDENTIALS,
+    DEFAULT_POLICY,
+    DOT_GRANT_TYPES,
+    FORBIDDEN,
+    GRANT_CHOICES,
+    HYBRID,
+    IMPLICIT,
+    NATIVE,
+    PUBLIC_TYPES,
+    SERVICE,
+    STATE_CHOICES,
+    WEB,
+)
 
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 # Schemes that must never be a redirect target, whatever a native app registers.
@@ -27,7 +46,7 @@ class SecretDigestField(models.CharField):
 
 
 def validate_redirect_uri(uri, application_type):
-    """CONTRACT §7: https, or http on a loopback host (RFC 8252), or a native app's private scheme."""
+    """A redirect URI is https, or http on a loopback host (RFC 8252), or a native app's private scheme."""
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if not scheme:
@@ -45,7 +64,7 @@ def validate_redirect_uri(uri, application_type):
                 _("'%(uri)s' uses http on a non-loopback host; use https, or http only with 127.0.0.1, [::1] or localhost.")
                 % {"uri": uri}
             )
-    elif application_type != policy.NATIVE:
+    elif application_type != NATIVE:
         raise ValidationError(
             _("'%(uri)s' uses the scheme '%(scheme)s'; only native applications may use a private scheme, others need https.")
             % {"uri": uri, "scheme": scheme}
@@ -68,14 +87,14 @@ def validate_origin(origin):
 
 
 class Application(AbstractApplication):
-    """A relying party: its type decides which grants it may hold (CONTRACT §5).
+    """A relying party: its type decides, under the grant policy, which grants it may hold.
 
     Swaps django-oauth-toolkit's Application from our first migration, so every DOT
     table references this one from the start.
     """
 
     application_type = models.CharField(
-        _("application type"), max_length=16, choices=policy.APPLICATION_TYPE_CHOICES, default=policy.WEB
+        _("application type"), max_length=16, choices=APPLICATION_TYPE_CHOICES, default=WEB
     )
     grant_types = models.JSONField(_("grants"), default=list, blank=True)
     description = models.TextField(_("description"), blank=True, default="")
@@ -109,7 +128,7 @@ class Application(AbstractApplication):
 
     @property
     def is_public(self):
-        return self.application_type in policy.PUBLIC_TYPES
+        return self.application_type in PUBLIC_TYPES
 
     def set_new_secret(self):
         """Give a confidential client a new secret; returns it (the only time it is seen)."""
@@ -124,7 +143,7 @@ class Application(AbstractApplication):
         elif not self.client_secret:
             self.set_new_secret()
         # DOT's single-grant column, kept meaningful for DOT code that still reads it.
-        dot_names = {v: k for k, v in policy.DOT_GRANT_TYPES.items()}
+        dot_names = {v: k for k, v in DOT_GRANT_TYPES.items()}
         primary = next((dot_names[g] for g in self.grant_types if g in dot_names), self.GRANT_AUTHORIZATION_CODE)
         self.authorization_grant_type = primary
         self.algorithm = self.RS256_ALGORITHM
@@ -135,10 +154,10 @@ class Application(AbstractApplication):
         errors = {}
         if not isinstance(self.grant_types, list) or not all(isinstance(g, str) for g in self.grant_types):
             errors["grant_types"] = [_("Give the grants as a list of names, e.g. [\"authorization_code\", \"refresh_token\"].")]
-        elif self.application_type not in policy.APPLICATION_TYPES:
-            errors["application_type"] = [_("Choose one of: %s.") % ", ".join(policy.APPLICATION_TYPES)]
+        elif self.application_type not in APPLICATION_TYPES:
+            errors["application_type"] = [_("Choose one of: %s.") % ", ".join(APPLICATION_TYPES)]
         else:
-            grant_errors = policy.validate_grants(self.application_type, self.grant_types or [])
+            grant_errors = grants.validate_grants(self.application_type, self.grant_types or [], GrantPolicy.objects.table())
             if grant_errors:
                 errors["grant_types"] = grant_errors
         uris = self.redirect_uris.split()
@@ -159,7 +178,7 @@ class Application(AbstractApplication):
                 origin_errors.extend(e.messages)
         if origin_errors:
             errors["allowed_origins"] = origin_errors
-        front_channel = {policy.AUTHORIZATION_CODE, policy.IMPLICIT, policy.HYBRID}
+        front_channel = {AUTHORIZATION_CODE, IMPLICIT, HYBRID}
         if not uris and front_channel & set(self.grant_types or []):
             errors.setdefault("redirect_uris", []).append(
                 _("Add at least one redirect URI: the grants chosen send the user back to the application.")
@@ -170,14 +189,18 @@ class Application(AbstractApplication):
     # -- django-oauth-toolkit hooks ------------------------------------------------
 
     def allows_grant_type(self, *grant_types):
-        return any(policy.may_use(self, policy.DOT_GRANT_TYPES.get(g, g)) for g in grant_types)
+        # For django-oauth-toolkit code that asks: the policy's answer, not DOT's single-grant
+        # one. The provider's validator asks policy.may_use, which reads through the cache.
+        table = GrantPolicy.objects.table()
+        held = [DOT_GRANT_TYPES.get(g, g) for g in grant_types]
+        return any(g in (self.grant_types or []) and table.get((self.application_type, g), FORBIDDEN) != FORBIDDEN for g in held)
 
     def redirect_uri_allowed(self, uri):
         """Exact string match; native apps may vary a loopback port (RFC 8252 §7.3)."""
         registered = self.redirect_uris.split()
         if uri in registered:
             return True
-        if self.application_type == policy.NATIVE:
+        if self.application_type == NATIVE:
             asked = urlsplit(uri)
             if asked.scheme == "http" and asked.hostname in LOOPBACK_HOSTS:
                 for r in registered:
@@ -191,29 +214,29 @@ class Application(AbstractApplication):
 
     def get_allowed_schemes(self):
         schemes = {"https", "http"}
-        if self.application_type == policy.NATIVE:
+        if self.application_type == NATIVE:
             schemes |= {urlsplit(u).scheme.lower() for u in self.redirect_uris.split()} - DANGEROUS_SCHEMES
         return sorted(schemes)
 
-    def get_absolute_url(self):
-        from django.urls import reverse
 
-        return reverse("admin:oidc_provider_application_change", args=[self.pk])
 
-    @property
-    def jwk_key(self):
-        from . import keys
-
-        return keys.active_key().jwcrypto_key
+class GrantPolicyQuerySet(models.QuerySet):
+    def table(self):
+        """{(type, grant): state} for every pair, stored states over defaults."""
+        table = dict(DEFAULT_POLICY)
+        table.update({(p.application_type, p.grant): p.state for p in self.all()})
+        return table
 
 
 class GrantPolicy(models.Model):
     """One (application type, grant) pair's state; absent pairs take DEFAULT_POLICY."""
 
-    application_type = models.CharField(_("application type"), max_length=16, choices=policy.APPLICATION_TYPE_CHOICES)
-    grant = models.CharField(_("grant"), max_length=32, choices=policy.GRANT_CHOICES)
-    state = models.CharField(_("state"), max_length=16, choices=policy.STATE_CHOICES)
+    application_type = models.CharField(_("application type"), max_length=16, choices=APPLICATION_TYPE_CHOICES)
+    grant = models.CharField(_("grant"), max_length=32, choices=GRANT_CHOICES)
+    state = models.CharField(_("state"), max_length=16, choices=STATE_CHOICES)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = GrantPolicyQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("grant policy entry")
@@ -263,9 +286,7 @@ class SigningKey(models.Model):
 
 
 def _new_subject():
-    import secrets as _random
-
-    return _random.token_urlsafe(24)
+    return token_urlsafe(24)
 
 
 class Subject(models.Model):
@@ -308,8 +329,6 @@ class RedeemedCodeQuerySet(models.QuerySet):
         unknown, with nothing left to revoke by it (node oidc-provider keeps consumed codes
         as long, too). A code lives AUTHORIZATION_CODE_EXPIRE_SECONDS from its issue and is
         redeemed after its issue, so a record older than that lifetime is of an expired code."""
-        from oauth2_provider.settings import oauth2_settings
-
         return self.filter(redeemed_at__lt=timezone.now() - timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS))
 
     def clear_expired(self, batch_size=10000):
@@ -364,8 +383,8 @@ class AccessAccount(models.Model):
         if self.application_id is None:
             self.application = Application.objects.create(
                 name=f"Access account: {self.name}",
-                application_type=policy.SERVICE,
-                grant_types=[policy.CLIENT_CREDENTIALS],
+                application_type=SERVICE,
+                grant_types=[CLIENT_CREDENTIALS],
                 skip_authorization=True,
             )
         super().save(*args, **kwargs)

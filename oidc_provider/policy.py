@@ -1,106 +1,44 @@
-"""The grant vocabulary, application types and the grant policy (CONTRACT §5).
+"""The grant policy in force: may this application use this grant, now? And changing it.
 
-The single answer every endpoint asks: may this application use this grant, now?
+Every endpoint asks ``may_use``; the console and the CLI change a pair with ``set_state``.
+The vocabulary (grants, application types, states, defaults) is grants.py's, named here too
+so that one import serves a caller.
 """
 
-from django.utils.translation import gettext_lazy as _
+from django.db import transaction
 
-AUTHORIZATION_CODE = "authorization_code"
-IMPLICIT = "implicit"
-HYBRID = "hybrid"
-PASSWORD = "password"
-CLIENT_CREDENTIALS = "client_credentials"
-REFRESH_TOKEN = "refresh_token"
-GRANTS = (AUTHORIZATION_CODE, HYBRID, IMPLICIT, PASSWORD, CLIENT_CREDENTIALS, REFRESH_TOKEN)
-GRANT_CHOICES = [
-    (AUTHORIZATION_CODE, _("Authorization code")),
-    (HYBRID, _("Hybrid")),
-    (IMPLICIT, _("Implicit")),
-    (PASSWORD, _("Resource owner password")),
-    (CLIENT_CREDENTIALS, _("Client credentials")),
-    (REFRESH_TOKEN, _("Refresh token")),
-]
-
-WEB = "web"
-SPA = "spa"
-NATIVE = "native"
-SERVICE = "service"
-APPLICATION_TYPES = (WEB, SPA, NATIVE, SERVICE)
-APPLICATION_TYPE_CHOICES = [
-    (WEB, _("Web application (with a backend)")),
-    (SPA, _("Single-page application")),
-    (NATIVE, _("Native or mobile application")),
-    (SERVICE, _("Service (machine to machine)")),
-]
-PUBLIC_TYPES = frozenset({SPA, NATIVE})
-PKCE_REQUIRED_TYPES = frozenset({SPA, NATIVE})
-END_USER_TYPES = frozenset({WEB, SPA, NATIVE})
-
-RECOMMENDED = "recommended"
-ALLOWED = "allowed"
-FORBIDDEN = "forbidden"
-STATES = (RECOMMENDED, ALLOWED, FORBIDDEN)
-STATE_CHOICES = [(RECOMMENDED, _("Recommended")), (ALLOWED, _("Allowed")), (FORBIDDEN, _("Forbidden"))]
-
-_R, _A, _F = RECOMMENDED, ALLOWED, FORBIDDEN
-# The docs' recommendations (Okta, Authing "choose a flow"): rows are grants,
-# columns web, spa, native, service.
-DEFAULT_POLICY = {
-    (t, g): state
-    for g, row in {
-        AUTHORIZATION_CODE: (_R, _R, _R, _F),
-        HYBRID: (_A, _F, _F, _F),
-        IMPLICIT: (_F, _A, _F, _F),
-        PASSWORD: (_A, _F, _A, _F),
-        CLIENT_CREDENTIALS: (_A, _F, _F, _R),
-        REFRESH_TOKEN: (_R, _F, _R, _F),
-    }.items()
-    for t, state in zip(APPLICATION_TYPES, row)
-}
-
-# The docs' warning beside a grant that is allowed but not recommended.
-WARNINGS = {
-    HYBRID: _("Only when the backend needs the ID token at once, before the code is exchanged."),
-    IMPLICIT: _("Only for old browsers without Web Crypto; prefer authorization code with PKCE."),
-    PASSWORD: _("Only when you own both the application and the resources; users type their password into the app."),
-    CLIENT_CREDENTIALS: _("Only for calls the application makes on its own behalf, with no end user."),
-    REFRESH_TOKEN: _("Refresh tokens are long-lived; keep them on a backend or in secure storage."),
-    AUTHORIZATION_CODE: _("Use it with PKCE."),
-}
-
-# response_type (as oauthlib normalises it: sorted words) -> the grant it needs.
-RESPONSE_TYPE_GRANTS = {
-    "code": AUTHORIZATION_CODE,
-    "token": IMPLICIT,
-    "id_token": IMPLICIT,
-    "id_token token": IMPLICIT,
-    "code id_token": HYBRID,
-    "code token": HYBRID,
-    "code id_token token": HYBRID,
-}
-RESPONSE_TYPES = tuple(RESPONSE_TYPE_GRANTS)
-
-# grant_type at the token endpoint -> our grant name.
-TOKEN_GRANT_TYPES = {
-    "authorization_code": AUTHORIZATION_CODE,
-    "password": PASSWORD,
-    "client_credentials": CLIENT_CREDENTIALS,
-    "refresh_token": REFRESH_TOKEN,
-}
-
-# Our grant names <-> django-oauth-toolkit's, for its allows_grant_type() callers.
-DOT_GRANT_TYPES = {
-    "authorization-code": AUTHORIZATION_CODE,
-    "implicit": IMPLICIT,
-    "openid-hybrid": HYBRID,
-    "password": PASSWORD,
-    "client-credentials": CLIENT_CREDENTIALS,
-}
-
-
-def normalise_response_type(response_type):
-    """Space-separated words in canonical order; alphabetical order is the canonical one."""
-    return " ".join(sorted((response_type or "").split()))
+from . import config_cache, signals
+from .grants import (  # noqa: F401  the vocabulary, re-exported for policy.* callers
+    ALLOWED,
+    APPLICATION_TYPE_CHOICES,
+    APPLICATION_TYPES,
+    AUTHORIZATION_CODE,
+    CLIENT_CREDENTIALS,
+    DEFAULT_POLICY,
+    DOT_GRANT_TYPES,
+    FORBIDDEN,
+    GRANT_CHOICES,
+    GRANTS,
+    HYBRID,
+    IMPLICIT,
+    NATIVE,
+    PASSWORD,
+    PKCE_REQUIRED_TYPES,
+    PUBLIC_TYPES,
+    RECOMMENDED,
+    REFRESH_TOKEN,
+    RESPONSE_TYPE_GRANTS,
+    RESPONSE_TYPES,
+    SERVICE,
+    SPA,
+    STATE_CHOICES,
+    STATES,
+    TOKEN_GRANT_TYPES,
+    WARNINGS,
+    WEB,
+    normalise_response_type,
+)
+from .models import Application, GrantPolicy
 
 
 def state_of(application_type, grant):
@@ -109,18 +47,12 @@ def state_of(application_type, grant):
     Read through config_cache: a change from the CLI, the console or another worker holds
     from the next request on.
     """
-    from . import config_cache
-
     return config_cache.get("policy", current_policy).get((application_type, grant), FORBIDDEN)
 
 
 def current_policy():
     """{(type, grant): state} for every pair, stored states over defaults."""
-    from .models import GrantPolicy
-
-    policy = dict(DEFAULT_POLICY)
-    policy.update({(p.application_type, p.grant): p.state for p in GrantPolicy.objects.all()})
-    return policy
+    return GrantPolicy.objects.table()
 
 
 def recommended_grants(application_type, policy=None):
@@ -128,46 +60,8 @@ def recommended_grants(application_type, policy=None):
     return [g for g in GRANTS if policy[(application_type, g)] == RECOMMENDED]
 
 
-def selectable_grants(application_type, policy=None):
-    policy = policy or current_policy()
-    return [g for g in GRANTS if policy[(application_type, g)] != FORBIDDEN]
-
-
-def types_allowing(grant, policy=None):
-    policy = policy or current_policy()
-    return [t for t in APPLICATION_TYPES if policy[(t, grant)] != FORBIDDEN]
-
-
-def forbidden_grant_message(application_type, grant, policy=None):
-    others = types_allowing(grant, policy)
-    where = (
-        _("Application types that allow it: %(types)s.") % {"types": ", ".join(others)}
-        if others
-        else _("No application type allows it under the current policy.")
-    )
-    return _("The grant '%(grant)s' is forbidden for '%(type)s' applications by the grant policy. %(where)s") % {
-        "grant": grant,
-        "type": application_type,
-        "where": where,
-    }
-
-
-def validate_grants(application_type, grants, policy=None):
-    """Error messages for grants this type may not hold (empty when all is well)."""
-    policy = policy or current_policy()
-    errors = []
-    for grant in grants:
-        if grant not in GRANTS:
-            errors.append(_("Unknown grant '%(grant)s'. Known grants: %(known)s.") % {"grant": grant, "known": ", ".join(GRANTS)})
-        elif policy[(application_type, grant)] == FORBIDDEN:
-            errors.append(forbidden_grant_message(application_type, grant, policy))
-    return errors
-
-
 def applications_holding(application_type, grant):
     """Applications of this type that list the grant (filtered in Python: JSON lookups differ per backend)."""
-    from .models import Application
-
     apps = Application.objects.filter(application_type=application_type).order_by("name", "id")
     return [a for a in apps if grant in (a.grant_types or [])]
 
@@ -175,3 +69,35 @@ def applications_holding(application_type, grant):
 def may_use(application, grant):
     """True when the application holds the grant and its type's policy allows it now."""
     return grant in (application.grant_types or []) and state_of(application.application_type, grant) != FORBIDDEN
+
+
+def set_state(application_type, grant, state, actor=None):
+    """Put (type, grant) in ``state`` from the next request on; returns the state it had.
+
+    Applications of the type that list a grant made forbidden keep it listed, and are
+    refused it at request time. Sends ``grant_policy_changed`` when the state changed;
+    ``actor`` is the user who asked, or None for the CLI. ValueError for an unknown name.
+    """
+    for value, known, what in (
+        (application_type, APPLICATION_TYPES, "application type"),
+        (grant, GRANTS, "grant"),
+        (state, STATES, "state"),
+    ):
+        if value not in known:
+            raise ValueError(f"Unknown {what} '{value}'. Choose one of: {', '.join(known)}.")
+    with transaction.atomic():
+        row, created = GrantPolicy.objects.select_for_update().get_or_create(
+            application_type=application_type, grant=grant, defaults={"state": state}
+        )
+        # A missing row meant the default was in force.
+        previous = DEFAULT_POLICY[(application_type, grant)] if created else row.state
+        if row.state != state:
+            row.state = state
+            row.save(update_fields=["state", "updated_at"])
+        if previous != state:
+            # Inside the transaction: an audit record of it commits with the change or not at all.
+            signals.grant_policy_changed.send(
+                sender=GrantPolicy, application_type=application_type, grant=grant,
+                previous=previous, state=state, actor=actor,
+            )
+    return previous

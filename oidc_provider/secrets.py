@@ -1,8 +1,8 @@
 """Secrets the provider generates (client secrets, SKs, tokens): make them, digest them, check them.
 
 They are 256-bit random values, so a keyed SHA-256 digest (HMAC with a server-side key) is as
-safe to store as a password hash and takes microseconds to check, instead of PBKDF2's
-~300 ms per token request.
+safe to store as a password hash: a slow hash such as PBKDF2 guards guessable passwords, and
+would only slow every token request here.
 """
 
 import hashlib

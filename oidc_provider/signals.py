@@ -25,3 +25,16 @@ signing_keys_reencrypted = Signal()
 # of too many such failures (throttled=True).
 # kwargs: client_id (as presented, may be unknown or ""), ip_address, throttled, request
 client_authentication_failed = Signal()
+
+# Configuration changes, sent by the provider's own operations whoever calls them (console,
+# API or CLI), so that each is audited once. actor: the user who asked, or None for the CLI.
+# kwargs: application_type, grant, previous (state or None), state, actor
+grant_policy_changed = Signal()
+# kwargs: application, actor
+client_secret_regenerated = Signal()
+# kwargs: key (an AccessKey), actor
+access_key_issued = Signal()
+access_key_revoked = Signal()
+# kwargs: application, actor
+application_created = Signal()
+application_deleted = Signal()

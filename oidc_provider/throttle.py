@@ -21,11 +21,14 @@ import ipaddress
 import time
 from datetime import datetime, timezone as dt_timezone
 
+from django.contrib.auth.signals import user_login_failed
 from django.core.cache import caches
 from django.db import IntegrityError, router, transaction
 from django.db.models import F, Sum
 
+from . import config_cache
 from .conf import oidc_settings
+from .models import ThrottleCount
 
 LOGIN_WINDOW = 15 * 60
 LOGIN_LIMIT = 100
@@ -141,8 +144,6 @@ def _increment(key, expires_at):
         except ValueError:  # expired between the two calls
             cache.set(key, 1, timeout=timeout)
         return
-    from .models import ThrottleCount
-
     now = _aware(time.time())
     if ThrottleCount.objects.filter(key=key, expires__gt=now).update(count=F("count") + 1):
         return
@@ -160,8 +161,6 @@ def _total(keys):
     cache = _cache()
     if cache is not None:
         return sum(v or 0 for v in cache.get_many(keys).values())
-    from .models import ThrottleCount
-
     now = _aware(time.time())
     return ThrottleCount.objects.filter(key__in=keys, expires__gt=now).aggregate(n=Sum("count"))["n"] or 0
 
@@ -210,15 +209,11 @@ def _load_blocks():
     now = time.time()
     if cache is not None:
         return {k: v for k, v in (cache.get(_BLOCKS_KEY) or {}).items() if v > now}
-    from .models import ThrottleCount
-
     rows = ThrottleCount.objects.filter(key__startswith="block:", expires__gt=_aware(now)).values_list("key", "expires")
     return {key: expires.timestamp() for key, expires in rows}
 
 
 def _blocks():
-    from . import config_cache
-
     return config_cache.get(("throttle.blocks",), _load_blocks)
 
 
@@ -230,8 +225,6 @@ def _block(key, until):
         blocks[key] = until
         cache.set(_BLOCKS_KEY, blocks, timeout=int(max(blocks.values()) - time.time()) + 1)
     else:
-        from .models import ThrottleCount
-
         now = _aware(time.time())
         if not ThrottleCount.objects.filter(key=key).update(count=1, expires=_aware(until)):
             try:
@@ -241,8 +234,6 @@ def _block(key, until):
                 ThrottleCount.objects.filter(key=key, expires__lte=now).update(expires=_aware(until))
     # Every process's copy of the blocks is part of the configuration it checks successes
     # against: make them all read it again.
-    from . import config_cache
-
     config_cache.changed()
 
 
@@ -286,6 +277,4 @@ def _count_login_failure(sender, credentials=None, request=None, **kwargs):
 
 
 def connect():
-    from django.contrib.auth.signals import user_login_failed
-
     user_login_failed.connect(_count_login_failure, dispatch_uid="oidc_provider.throttle")

@@ -54,7 +54,7 @@ def test_spa_code_flow_with_pkce_s256_and_no_secret(logged_in, spa_app):
     assert response.status_code == 200, response.content
     body = response.json()
     verify_id_token(logged_in, body["id_token"], spa_app.client_id)
-    # CONTRACT §5: spa may not refresh under the default policy.
+    # spa may not refresh under the default policy.
     assert "refresh_token" not in body
 
 

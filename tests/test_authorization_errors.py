@@ -1,4 +1,4 @@
-"""The authorization endpoint's refusals (RFC 6749 §4.1.2.1, OIDC Core 3.1.2.6, CONTRACT §7)."""
+"""The authorization endpoint's refusals (RFC 6749 §4.1.2.1, OIDC Core 3.1.2.6)."""
 
 import pytest
 
@@ -9,7 +9,7 @@ from tests.helpers import authorize, consent, fragment_of, pkce_pair, query_of, 
 
 @pytest.mark.parametrize("logged", [False, True])
 def test_unknown_client_gets_an_error_page_never_a_redirect(client, user, db, logged):
-    """CONTRACT §7: an unknown client gets a 400 page, before any login page."""
+    """An unknown client gets a 400 page, before any login page: never a redirect to an unchecked URI."""
     if logged:
         client.force_login(user)
     response = client.get(
@@ -67,7 +67,7 @@ def test_pkce_plain_is_refused(logged_in, spa_app, method):
 
 
 def test_response_type_the_app_does_not_hold_is_unsupported(logged_in, web_app):
-    """CONTRACT §5: a response type the app may not use gets unsupported_response_type, redirected."""
+    """A response type the app may not use under the policy gets unsupported_response_type, redirected."""
     response = authorize(logged_in, web_app, response_type="token")
     assert response.status_code == 302
     params = fragment_of(response) or query_of(response)

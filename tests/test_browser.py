@@ -176,7 +176,7 @@ def verify_id_token(metadata, token, client_id):
 
 LOOPBACK_CORS_BUG = (
     "CORS at /oidc/token never allows a registered http loopback origin (e.g. http://127.0.0.1:PORT, which "
-    "models.validate_origin accepts, as RFC 8252 and CONTRACT section 7 allow): (1) oidc_provider/conf.py "
+    "models.validate_origin accepts, as RFC 8252 allows): (1) oidc_provider/conf.py "
     "dot_settings() leaves DOT's ALLOWED_SCHEMES at ['https'], so Application.origin_allowed() -> "
     "oauth2_provider.models.is_origin_allowed() returns False for any http origin; (2) even past that, oauthlib's "
     "GrantTypeBase._create_cors_headers() adds Access-Control-Allow-Origin only when is_secure_transport(origin) "
@@ -201,7 +201,7 @@ def test_spa_pkce_login_and_code_exchange_in_the_browser(page, spa, live_user, m
     assert result["status"] == 200, result
     body = result["body"]
     assert body["access_token"] and body["token_type"].lower() == "bearer"
-    assert "refresh_token" not in body, "spa applications may not refresh (CONTRACT §5)"
+    assert "refresh_token" not in body, "spa applications may not refresh under the default policy"
     claims = verify_id_token(metadata, body["id_token"], spa["spa_app"]["client_id"])
     assert claims["nonce"] == result["nonce"]
 
@@ -384,5 +384,5 @@ def test_mozilla_django_oidc_site_login_and_logout(page, rp_site, live_user, liv
     # Our session is over too: the next login asks for the password again.
     page.goto(f"{site.base_url}/")
     page.wait_for_url(f"{provider}/accounts/login/**")
-    # And the site's tokens are gone (CONTRACT: logout revokes the logging-out app's tokens).
+    # And the site's tokens are gone (logout revokes the logging-out app's tokens).
     assert live_provider.token_counts(app["client_id"])["access"] == 0

@@ -1,4 +1,4 @@
-"""The command line of CONTRACT §6: oidc_app, oidc_policy, oidc_keys and oidc_quickstart."""
+"""The command line: oidc_app, oidc_policy, oidc_keys and oidc_quickstart, each with --json."""
 
 import json
 import os
@@ -187,7 +187,7 @@ def test_policy_show_json_has_every_pair_with_the_contract_defaults():
     for app_type in shown:
         assert set(shown[app_type]) == set(policy.GRANTS)
     assert {(t, g): s for t, row in shown.items() for g, s in row.items()} == policy.DEFAULT_POLICY
-    # Spot checks against the table of CONTRACT §5 itself.
+    # Spot checks against the documented default policy itself.
     assert shown["spa"]["implicit"] == "allowed"
     assert shown["service"]["client_credentials"] == "recommended"
     assert shown["service"]["authorization_code"] == "forbidden"

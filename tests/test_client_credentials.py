@@ -1,4 +1,4 @@
-"""Client credentials for service applications and AK/SK pairs (RFC 6749 §4.4, CONTRACT §5)."""
+"""Client credentials for service applications and AK/SK pairs (RFC 6749 §4.4)."""
 
 import json
 import re

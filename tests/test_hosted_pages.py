@@ -1,8 +1,9 @@
-"""The hosted pages (CONTRACT §3): login, consent, errors, sign-out, lockout, in English and Chinese.
+"""The hosted pages: login, consent, errors, sign-out, lockout, in English and Chinese.
 
 Every test goes through HTTP with Django's test client, as a browser would.
 """
 
+from datetime import timedelta
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -154,6 +155,38 @@ def test_lockout_page_after_too_many_failures(client, user, settings):
     zh = client.post("/accounts/login/", {"username": user.username, "password": PASSWORD}, **ZH)
     assert zh.status_code == 429
     assert "登录已锁定 15 分钟" in zh.content.decode()
+
+
+def _locked_out(client, user, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/accounts/login/", {"username": user.username, "password": "nope"})
+    return client.post("/accounts/login/", {"username": user.username, "password": PASSWORD})
+
+
+def test_lockout_page_names_the_account(client, user, settings):
+    """The lockout page says which account is locked."""
+    html = _locked_out(client, user, settings).content.decode()
+    assert f"<strong>{user.username}</strong>" in html
+
+
+def test_lockout_page_reads_a_cool_off_given_in_hours(client, user, settings):
+    """AXES_COOLOFF_TIME may be a number of hours, as django-axes reads it."""
+    settings.AXES_COOLOFF_TIME = 0.5
+    assert "locked for 30 minutes" in _locked_out(client, user, settings).content.decode()
+
+
+def test_lockout_page_reads_a_cool_off_from_a_callable(client, user, settings):
+    """AXES_COOLOFF_TIME may be a callable given the request, as django-axes calls it."""
+    settings.AXES_COOLOFF_TIME = lambda request: timedelta(minutes=45)
+    assert "locked for 45 minutes" in _locked_out(client, user, settings).content.decode()
+
+
+def test_lockout_page_without_a_cool_off_says_for_a_while(client, user, settings):
+    """With no cool-off (a lockout until an administrator resets it) the page gives no duration."""
+    settings.AXES_COOLOFF_TIME = None
+    response = _locked_out(client, user, settings)
+    assert response.status_code == 429
+    assert "locked for a while" in response.content.decode()
 
 
 # -- consent -----------------------------------------------------------------------

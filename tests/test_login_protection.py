@@ -1,4 +1,4 @@
-"""Brute force (CONTRACT §7): lockout per username and IP, throttle per IP, on the hosted page and the password grant."""
+"""Brute force: lockout per username and IP, throttle per IP, on the hosted page and the password grant."""
 
 from axes.models import AccessAttempt
 

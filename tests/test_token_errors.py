@@ -1,4 +1,4 @@
-"""The token endpoint's refusals (RFC 6749 §5.2, RFC 7636 §4.6, CONTRACT §7)."""
+"""The token endpoint's refusals (RFC 6749 §5.2, RFC 7636 §4.6)."""
 
 from datetime import timedelta
 
@@ -152,7 +152,7 @@ def test_pkce_wrong_verifier_is_invalid_grant(logged_in, spa_app):
 
 
 def test_grant_the_app_does_not_hold_is_unauthorized_client(client, web_app, user):
-    """CONTRACT §5: web holds code + refresh by default, not password."""
+    """Under the default policy web holds code + refresh, not password."""
     response = client.post(
         "/oidc/token",
         {"grant_type": "password", "username": user.username, "password": "x"},

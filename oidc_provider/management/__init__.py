@@ -1,4 +1,4 @@
-"""What every provider command shares: the ``--json`` convention of CONTRACT §6.
+"""What every provider command shares: the ``--json`` convention.
 
 With ``--json`` a command prints exactly one JSON object on stdout, so scripts can parse it;
 without it, a human-readable summary. Refusals are ``CommandError``s: Django prints them on
@@ -23,6 +23,11 @@ def add_json_option(parser, top_level=False):
     )
 
 
+def _identifier(subcommand):
+    # regenerate-secret -> handle_regenerate_secret
+    return subcommand.replace("-", "_")
+
+
 class ProviderCommand(BaseCommand):
     """A command with subcommands (``oidc_app create``), each accepting ``--json``."""
 
@@ -36,11 +41,11 @@ class ProviderCommand(BaseCommand):
         for name, help_text in self.subcommands.items():
             subparser = sub.add_parser(name, help=help_text, description=help_text)
             add_json_option(subparser)
-            getattr(self, f"add_{name}_arguments", lambda p: None)(subparser)
+            getattr(self, f"add_{_identifier(name)}_arguments", lambda p: None)(subparser)
 
     def handle(self, *args, subcommand, **options):
         self.as_json = options.get("json", False)
-        return getattr(self, f"handle_{subcommand}")(**options)
+        return getattr(self, f"handle_{_identifier(subcommand)}")(**options)
 
     def emit(self, data, text):
         """The command's one output: ``data`` as JSON, or ``text`` for people."""

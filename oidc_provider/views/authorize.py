@@ -13,6 +13,7 @@ import jwt
 from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -40,6 +41,13 @@ SESSION_AUTH_TIME = "oidc_auth_time"
 RESPONSE_MODES = ("query", "fragment", "form_post")
 # RFC 7636 §4.2: 43-128 characters of the unreserved set (an S256 challenge is 43).
 CODE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+
+
+def record_auth_time(sender, request, user, **kwargs):
+    """user_logged_in receiver: auth_time and max_age need when this session really
+    authenticated (OIDC Core 2)."""
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_AUTH_TIME] = int(time.time())
 
 
 def session_auth_time(request):
@@ -289,8 +297,6 @@ class AuthorizeView(DecoratedView, AuthorizationView):
 
     def form_post(self, redirect_to, redirect_uri):
         """OAuth 2.0 Form Post Response Mode: the response as a self-submitting form."""
-        from django.shortcuts import render
-
         target = urlsplit(redirect_to)
         registered_query = set(parse_qsl(urlsplit(redirect_uri).query, keep_blank_values=True))
         fields = [p for p in parse_qsl(target.query, keep_blank_values=True) if p not in registered_query]
@@ -315,8 +321,6 @@ class AuthorizeView(DecoratedView, AuthorizationView):
         )
 
     def render_error(self, message, status=400, code="invalid_request"):
-        from django.shortcuts import render
-
         return render(
             self.request,
             self.error_template_name,

@@ -1,4 +1,4 @@
-"""Input every endpoint refuses before it reaches oauthlib or the database (CONTRACT §7)."""
+"""Input every endpoint refuses before it reaches oauthlib or the database."""
 
 import re
 from functools import wraps

@@ -1,4 +1,4 @@
-"""The hosted login page (CONTRACT §3: fields `username` and `password`)."""
+"""The hosted login page; its form posts the fields `username` and `password`."""
 
 from django.contrib.auth import views as auth_views
 from django.shortcuts import render

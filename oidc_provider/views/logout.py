@@ -31,7 +31,7 @@ class LogoutView(DecoratedView, RPInitiatedLogoutView):
         try:
             super().validate_post_logout_redirect_uri(application, post_logout_redirect_uri)
         except (InvalidOIDCClientError, InvalidOIDCRedirectURIError):
-            # CONTRACT §3: an unregistered URI is never a redirect target; the user ends on
+            # An unregistered URI is never a redirect target; the user ends on
             # our logged-out page instead.
             self.unregistered_redirect = True
 

@@ -1,8 +1,12 @@
 """What every hosted page (login, consent, logout, errors) shares."""
 
+from datetime import timedelta
 from functools import wraps
 
+from django.conf import settings
+from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 
@@ -29,17 +33,27 @@ def csrf_failure(request, reason=""):
     return hosted_page(lambda r: render(r, "oidc_provider/error.html", {"error": "csrf_failed", "error_description": message}, status=403))(request)
 
 
-def locked_out(request, credentials=None, *args, **kwargs):
-    """django-axes' lockout response (AXES_LOCKOUT_CALLABLE), as a hosted page."""
-    from axes.helpers import get_cool_off
+def _cool_off(request):
+    """How long a lockout lasts, read from AXES_COOLOFF_TIME as django-axes reads it: a
+    timedelta, hours as a number, or a callable (or its dotted path) given the request.
+    Read here rather than from axes, so the provider imports without the optional extra."""
+    value = getattr(settings, "AXES_COOLOFF_TIME", None)
+    if isinstance(value, str):
+        value = import_string(value)
+    if callable(value):
+        value = value(request)
+    if isinstance(value, (int, float)):
+        value = timedelta(hours=value)
+    return value
 
-    context = {"username": (credentials or {}).get("username"), "cooloff_timedelta": get_cool_off(request)}
+
+def locked_out(request, original_response=None, credentials=None):
+    """django-axes' lockout response (AXES_LOCKOUT_CALLABLE), as a hosted page."""
+    context = {"username": (credentials or {}).get("username"), "cooloff_timedelta": _cool_off(request)}
     return hosted_page(lambda r: render(r, "oidc_provider/locked_out.html", context, status=429))(request)
 
 
 def _plain_error(status, message):
-    from django.http import HttpResponse
-
     # No template, no CSRF processing: these run when the request itself could not be read.
     response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
     response["X-Frame-Options"] = "DENY"

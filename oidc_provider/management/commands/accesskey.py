@@ -1,4 +1,4 @@
-"""``manage.py accesskey``: AK/SK pairs of programmatic access accounts (CONTRACT §5, §6)."""
+"""``manage.py accesskey``: AK/SK pairs of programmatic access accounts."""
 
 from django.core.management.base import CommandError
 from django.db import transaction

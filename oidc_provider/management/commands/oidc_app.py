@@ -1,43 +1,11 @@
-"""``manage.py oidc_app``: register, list and delete relying parties (CONTRACT §6)."""
+"""``manage.py oidc_app``: register, list and delete relying parties."""
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
-from django.db import transaction
 
-from oidc_provider import policy
+from oidc_provider import applications, policy
 from oidc_provider.management import ProviderCommand, validation_error_text
 from oidc_provider.models import Application
-
-# Set by Application.save() from the application type and grants; excluded from
-# full_clean() because they are derived, not chosen.
-DERIVED_FIELDS = ["client_type", "authorization_grant_type"]
-
-
-def create_application(*, name, application_type, grants=None, redirect_uris=(), post_logout_redirect_uris=(),
-                       skip_consent=False):
-    """Validate and save a new application; raises ValidationError and saves nothing when refused.
-
-    With no grants, the type's recommended grants under the current policy.
-    """
-    if grants is None:
-        grants = policy.recommended_grants(application_type) if application_type in policy.APPLICATION_TYPES else []
-    if not name.strip():
-        raise ValidationError({"name": ["Give the application a name (--name)."]})
-    app = Application(
-        name=name.strip(),
-        application_type=application_type,
-        # Canonical order, no duplicates, whatever order the options came in.
-        grant_types=sorted(set(grants), key=lambda g: policy.GRANTS.index(g) if g in policy.GRANTS else len(policy.GRANTS)),
-        redirect_uris=" ".join(redirect_uris),
-        post_logout_redirect_uris=" ".join(post_logout_redirect_uris),
-        skip_authorization=skip_consent,
-    )
-    app.full_clean(exclude=DERIVED_FIELDS)
-    # With whatever post_save listeners (audit log) write, or nothing at all.
-    with transaction.atomic():
-        app.save()
-    return app
-
 
 def describe(app):
     """The JSON shape of an application, without its secret (only create shows that)."""
@@ -58,6 +26,7 @@ class Command(ProviderCommand):
         "create": "Register an application; prints its client ID and, for confidential types, its secret (once).",
         "list": "List applications (never their secrets).",
         "delete": "Delete an application by client ID, with its tokens and consents.",
+        "regenerate-secret": "Give a confidential application a new client secret, printed once; the old one stops working.",
     }
 
     def add_create_arguments(self, parser):
@@ -77,19 +46,23 @@ class Command(ProviderCommand):
     def add_delete_arguments(self, parser):
         parser.add_argument("client_id", metavar="CLIENT_ID")
 
+    add_regenerate_secret_arguments = add_delete_arguments
+
     def handle_create(self, *, name, application_type, grants, redirect_uris, post_logout_redirect_uris,
                       skip_consent, **options):
+        if not name.strip():
+            raise CommandError("Application not created.\nname: Give the application a name (--name).")
         try:
-            app = create_application(
+            app = applications.create(
                 name=name, application_type=application_type, grants=grants, redirect_uris=redirect_uris,
                 post_logout_redirect_uris=post_logout_redirect_uris, skip_consent=skip_consent,
             )
         except ValidationError as e:
             raise CommandError(f"Application not created.\n{validation_error_text(e)}") from None
-        # Public clients have no secret: null, as CONTRACT §6 says.
+        # A public client has no secret: null in the JSON, not an empty string.
         data = {"client_secret": app.plaintext_secret, **describe(app)}
         self.emit(data, self._create_summary(app, data))
-        # Allowed-but-not-recommended grants come with the docs' warning (CONTRACT §5).
+        # Allowed-but-not-recommended grants come with the docs' warning.
         recommended = policy.recommended_grants(app.application_type)
         for grant in app.grant_types:
             if grant not in recommended:
@@ -131,12 +104,31 @@ class Command(ProviderCommand):
             text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows)
         self.emit(data, text)
 
-    def handle_delete(self, *, client_id, **options):
+    def _application(self, client_id):
         app = Application.objects.filter(client_id=client_id).first()
         if app is None:
             raise CommandError(f"No application with client ID '{client_id}'. See: manage.py oidc_app list")
+        return app
+
+    def handle_regenerate_secret(self, *, client_id, **options):
+        app = self._application(client_id)
+        try:
+            secret = applications.regenerate_secret(app)
+        except ValueError as e:
+            raise CommandError(str(e)) from None
+        self.emit(
+            {"client_id": client_id, "name": app.name, "client_secret": secret},
+            "\n".join([
+                f"New client secret of '{app.name}' ({client_id}):",
+                f"  client_secret:  {secret}",
+                self.style.WARNING("  It is shown only this once; store it now. The previous secret no longer works."),
+            ]),
+        )
+
+    def handle_delete(self, *, client_id, **options):
+        app = self._application(client_id)
         name = app.name
-        app.delete()
+        applications.delete(app)
         self.emit(
             {"deleted": True, "client_id": client_id, "name": name},
             f"Deleted application '{name}' ({client_id}); its tokens and consents are gone with it.",

@@ -1,11 +1,7 @@
-"""``manage.py oidc_policy``: show and change which grants each application type may use (CONTRACT §5)."""
-
-from django.core.management.base import CommandError
-from django.db import transaction
+"""``manage.py oidc_policy``: show and change which grants each application type may use."""
 
 from oidc_provider import policy
 from oidc_provider.management import ProviderCommand
-from oidc_provider.models import GrantPolicy
 
 
 class Command(ProviderCommand):
@@ -36,24 +32,8 @@ class Command(ProviderCommand):
         return "\n".join(lines)
 
     def handle_set(self, *, application_type, grant, state, **options):
-        # argparse checks the names from the command line; call_command(**kwargs) skips
-        # choices, so check again here.
-        if application_type not in policy.APPLICATION_TYPES:
-            raise CommandError(f"Unknown application type '{application_type}'. Choose one of: {', '.join(policy.APPLICATION_TYPES)}.")
-        if grant not in policy.GRANTS:
-            raise CommandError(f"Unknown grant '{grant}'. Choose one of: {', '.join(policy.GRANTS)}.")
-        if state not in policy.STATES:
-            raise CommandError(f"Unknown state '{state}'. Choose one of: {', '.join(policy.STATES)}.")
-
-        with transaction.atomic():
-            row, created = GrantPolicy.objects.select_for_update().get_or_create(
-                application_type=application_type, grant=grant, defaults={"state": state}
-            )
-            # Rows are seeded by migration; a missing one meant the default was in force.
-            previous = policy.DEFAULT_POLICY[(application_type, grant)] if created else row.state
-            if row.state != state:
-                row.state = state
-                row.save(update_fields=["state", "updated_at"])
+        # argparse has checked the names against policy's (choices above).
+        previous = policy.set_state(application_type, grant, state)
 
         holding = policy.applications_holding(application_type, grant) if state == policy.FORBIDDEN else []
         data = {

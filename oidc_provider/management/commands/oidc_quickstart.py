@@ -1,4 +1,4 @@
-"""``manage.py oidc_quickstart``: a fresh clone to a running provider in one command (CONTRACT §1).
+"""``manage.py oidc_quickstart``: a fresh clone to a running provider in one command.
 
 Migrates, makes a signing key, an ``admin`` superuser and one demo application per type,
 prints their credentials once, then serves on http://127.0.0.1:8000. Running it again
@@ -13,10 +13,10 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from oidc_provider import keys, policy
+from oidc_provider import applications, keys, policy
 from oidc_provider.conf import oidc_settings
 from oidc_provider.management import add_json_option, validation_error_text
-from oidc_provider.management.commands.oidc_app import create_application, describe
+from oidc_provider.management.commands.oidc_app import describe
 from oidc_provider.models import Application
 
 ADDRPORT = "127.0.0.1:8000"
@@ -87,7 +87,7 @@ class Command(BaseCommand):
         if app is not None:
             return {**describe(app), "client_secret": None, "created": False}
         try:
-            app = create_application(**spec)
+            app = applications.create(**spec)
         except ValidationError as e:
             # Possible when an admin changed the policy so a type's recommended grants no longer fit.
             raise CommandError(f"Could not create '{spec['name']}':\n{validation_error_text(e)}") from None
