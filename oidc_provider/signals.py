@@ -25,3 +25,15 @@ signing_keys_reencrypted = Signal()
 # of too many such failures (throttled=True).
 # kwargs: client_id (as presented, may be unknown or ""), ip_address, throttled, request
 client_authentication_failed = Signal()
+# kwargs: application_type, grant, previous (state or None), state, actor
+grant_policy_changed = Signal()
+# kwargs: application, actor
+client_secret_regenerated = Signal()
+# kwargs: key (an AccessKey), actor
+access_key_issued = Signal()
+access_key_revoked = Signal()
+# kwargs: application, actor
+application_created = Signal()
+application_deleted = Signal()
+# kwargs: key (the new AccessKey), previous (the one it replaced, now revoked), actor
+access_key_rotated = Signal()
