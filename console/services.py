@@ -66,15 +66,6 @@ class PolicyChange:
     # When the grant became forbidden: the applications of the type that still list it.
     holders: list = field(default_factory=list)
 
-    @property
-    def changed(self):
-        return self.previous != self.state
-
-
-def applications_holding(application_type, grant):
-    """The applications of this type that list the grant, by name."""
-    return policy.applications_holding(application_type, grant)
-
 
 def set_grant_policy(actor, application_type, grant, state):
     """Set the state of one (type, grant) pair; it holds from the next request."""
@@ -92,7 +83,7 @@ def set_grant_policy(actor, application_type, grant, state):
                 sender=GrantPolicy, application_type=application_type, grant=grant,
                 previous=previous, state=state, actor=actor,
             )
-    holders = applications_holding(application_type, grant) if state == policy.FORBIDDEN else []
+    holders = policy.applications_holding(application_type, grant) if state == policy.FORBIDDEN else []
     return PolicyChange(application_type, grant, previous, state, holders)
 
 

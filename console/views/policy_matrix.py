@@ -63,7 +63,7 @@ def policy_matrix(request, model_admin):
             conflicts = []
             for change in changes:
                 if change["state"] == policy.FORBIDDEN:
-                    holders = services.applications_holding(change["type"], change["grant"])
+                    holders = policy.applications_holding(change["type"], change["grant"])
                     if holders:
                         conflicts.append({**change, "applications": holders})
             if conflicts and not request.POST.get("confirm"):
@@ -126,7 +126,7 @@ def policy_matrix(request, model_admin):
                     "default": policy.DEFAULT_POLICY[(t, g)],
                     "default_label": state_labels[policy.DEFAULT_POLICY[(t, g)]],
                     "is_default": current[(t, g)] == policy.DEFAULT_POLICY[(t, g)],
-                    "holders": len(services.applications_holding(t, g)),
+                    "holders": len(policy.applications_holding(t, g)),
                     "holders_url": admin_url("oidc_provider_application_changelist", query={"application_type__exact": t}),
                 }
             )
