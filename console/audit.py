@@ -1,21 +1,20 @@
-"""The audit log: ``record()`` for console changes, and receivers for the provider's security events.
+"""The audit log: ``record()``, and the receivers that record what the provider announces.
 
 ``oidc_provider`` announces what happens through signals and never imports this module.
 """
 
-import logging
 from urllib.parse import urlsplit
 
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 
 from oidc_provider import signals
+from oidc_provider.models import GrantPolicy
 from oidc_provider.throttle import client_address
 
 from . import token_counts
 from .models import AuditEvent
 
-log = logging.getLogger(__name__)
 
 # The actions, one vocabulary for the admin, the API, the CLI and the receivers below.
 APPLICATION_CREATED = "application.created"
@@ -71,21 +70,6 @@ def record(action, *, actor=None, actor_label=None, target=None, target_label=No
     )
 
 
-def rotate_access_key(key, request):
-    """Rotate one AK/SK pair for an admin and record it; returns (new key, SK shown once).
-
-    The one place the console (admin and API) rotates a pair, so the event looks the same.
-    """
-    from oidc_provider import access_keys
-
-    new_key, sk = access_keys.rotate(key)
-    record(
-        ACCESS_KEY_ROTATED, request=request, target=new_key, target_label=new_key.access_key,
-        account=key.account.name, previous=key.access_key,
-    )
-    return new_key, sk
-
-
 # -- security events from the provider and from authentication -------------------------
 
 
@@ -122,30 +106,101 @@ def _client_auth_failed(sender, client_id="", ip_address=None, throttled=False, 
     )
 
 
+# -- configuration changes, from the console or the command line --------------------------------
+#
+# The console's operations (console.services) and the CLI change the configuration through
+# the provider's operations, which announce each change; these receivers are the one place
+# its audit event is written. ``actor`` is the user who asked, or None (the CLI, the system).
+
+
+def _by(actor):
+    return {"actor": actor, "actor_label": None if actor else "system"}
+
+
+@receiver(signals.grant_policy_changed, dispatch_uid="console.audit.policy_changed")
+def _policy_changed(sender, application_type=None, grant=None, previous=None, state=None, actor=None, **kwargs):
+    """policy.changed: target the GrantPolicy row; details ``application_type``, ``grant``,
+    ``previous`` (the state before, or None) and ``state`` (the state now)."""
+    row = GrantPolicy.objects.filter(application_type=application_type, grant=grant).first()
+    record(
+        POLICY_CHANGED, **_by(actor), target=row, target_label=f"{application_type} / {grant}",
+        application_type=application_type, grant=grant, previous=previous, state=state,
+    )
+
+
+@receiver(signals.application_created, dispatch_uid="console.audit.application_created")
+def _application_created(sender, application=None, actor=None, **kwargs):
+    """application.created: details ``client_id``, ``application_type``, ``grant_types``."""
+    record(
+        APPLICATION_CREATED, **_by(actor), target=application, client_id=application.client_id,
+        application_type=application.application_type, grant_types=list(application.grant_types or []),
+    )
+
+
+@receiver(signals.application_deleted, dispatch_uid="console.audit.application_deleted")
+def _application_deleted(sender, application=None, actor=None, **kwargs):
+    """application.deleted: details ``client_id``, ``application_type``."""
+    record(
+        APPLICATION_DELETED, **_by(actor), target=application, client_id=application.client_id,
+        application_type=application.application_type,
+    )
+
+
+@receiver(signals.client_secret_regenerated, dispatch_uid="console.audit.secret_regenerated")
+def _secret_regenerated(sender, application=None, actor=None, **kwargs):
+    """application.secret_regenerated: details ``client_id`` (never the secret)."""
+    record(APPLICATION_SECRET_REGENERATED, **_by(actor), target=application, client_id=application.client_id)
+
+
+@receiver(signals.access_key_issued, dispatch_uid="console.audit.access_key_issued")
+def _access_key_issued(sender, key=None, actor=None, **kwargs):
+    """access_key.issued: target the pair (labelled by its AK); details ``account``."""
+    record(ACCESS_KEY_ISSUED, **_by(actor), target=key, target_label=key.access_key, account=key.account.name)
+
+
+@receiver(signals.access_key_revoked, dispatch_uid="console.audit.access_key_revoked")
+def _access_key_revoked(sender, key=None, actor=None, **kwargs):
+    """access_key.revoked: target the pair (labelled by its AK); details ``account``."""
+    record(ACCESS_KEY_REVOKED, **_by(actor), target=key, target_label=key.access_key, account=key.account.name)
+
+
+@receiver(signals.access_key_rotated, dispatch_uid="console.audit.access_key_rotated")
+def _access_key_rotated(sender, key=None, previous=None, actor=None, **kwargs):
+    """access_key.rotated: target the new pair; details ``account`` and ``previous`` (the
+    AK it replaced, now revoked)."""
+    record(
+        ACCESS_KEY_ROTATED, **_by(actor), target=key, target_label=key.access_key,
+        account=key.account.name, previous=previous.access_key,
+    )
+
+
 @receiver(signals.signing_key_rotated, dispatch_uid="console.audit.key_rotated")
 def _key_rotated(sender, key=None, previous=(), actor=None, **kwargs):
-    record(SIGNING_KEY_ROTATED, actor=actor, actor_label=None if actor else "system", target=key, target_label=key.kid,
-           previous=[k.kid for k in previous])
+    """signing_key.rotated: target the new key (by kid); details ``previous`` (kids)."""
+    record(SIGNING_KEY_ROTATED, **_by(actor), target=key, target_label=key.kid, previous=[k.kid for k in previous])
 
 
 @receiver(signals.signing_key_retired, dispatch_uid="console.audit.key_retired")
 def _key_retired(sender, key=None, actor=None, **kwargs):
-    record(SIGNING_KEY_RETIRED, actor=actor, actor_label=None if actor else "system", target=key, target_label=key.kid)
+    record(SIGNING_KEY_RETIRED, **_by(actor), target=key, target_label=key.kid)
 
 
 @receiver(signals.signing_key_imported, dispatch_uid="console.audit.key_imported")
 def _key_imported(sender, key=None, actor=None, **kwargs):
-    record(SIGNING_KEY_IMPORTED, actor=actor, actor_label=None if actor else "system", target=key, target_label=key.kid)
+    record(SIGNING_KEY_IMPORTED, **_by(actor), target=key, target_label=key.kid)
 
 
 @receiver(signals.signing_key_exported, dispatch_uid="console.audit.key_exported")
 def _key_exported(sender, key=None, actor=None, **kwargs):
-    record(SIGNING_KEY_EXPORTED, actor=actor, actor_label=None if actor else "system", target=key, target_label=key.kid)
+    record(SIGNING_KEY_EXPORTED, **_by(actor), target=key, target_label=key.kid)
 
 
 @receiver(signals.signing_keys_reencrypted, dispatch_uid="console.audit.keys_reencrypted")
 def _keys_reencrypted(sender, count=0, actor=None, **kwargs):
-    record(SIGNING_KEYS_REENCRYPTED, actor=actor, actor_label=None if actor else "system", count=count)
+    record(SIGNING_KEYS_REENCRYPTED, **_by(actor), count=count)
+
+
+# -- authentication ------------------------------------------------------------------------------
 
 
 @receiver(user_login_failed, dispatch_uid="console.audit.login_failed")

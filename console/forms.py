@@ -62,11 +62,12 @@ class URIListField(forms.CharField):
 
 
 def validate_origin(origin):
-    """A CORS origin: scheme://host[:port], https or http on a loopback host (CONTRACT §7)."""
+    """A CORS origin: scheme://host[:port], https or http on a loopback host."""
     parts = urlsplit(origin)
     scheme = parts.scheme.lower()
     try:
-        hostname, _port = parts.hostname, parts.port
+        hostname = parts.hostname
+        parts.port  # raises ValueError for a port that is not a number in range
     except ValueError:
         hostname = None
     if scheme not in {"https", "http"} or not hostname:

@@ -12,7 +12,10 @@ Only active staff users use the console at all; a superuser has every permission
 ``manage.py console_roles``.
 """
 
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 
 P = "oidc_provider."
 DOT = "oauth2_provider."
@@ -96,8 +99,6 @@ APPLICATION_MANAGER_PERMISSIONS = (
 
 def role_permissions(Permission):
     """{role name: queryset of its permissions}, with ``Permission`` the (historical) model."""
-    from django.db.models import Q
-
     administrator = Permission.objects.filter(content_type__app_label__in=ADMINISTERED_APPS)
     manager = Q(pk__in=[])
     for name in APPLICATION_MANAGER_PERMISSIONS:
@@ -116,9 +117,6 @@ def sync_roles(apps=None, using="default"):
     ``apps`` is a migration's app registry (or None for the live one). Permissions are
     created first: on a fresh database they only appear after migrate otherwise.
     """
-    from django.apps import apps as global_apps
-    from django.contrib.auth.management import create_permissions
-
     registry = apps or global_apps
     for app_config in registry.get_app_configs():
         if app_config.label not in ADMINISTERED_APPS:

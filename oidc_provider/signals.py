@@ -38,3 +38,5 @@ access_key_revoked = Signal()
 # kwargs: application, actor
 application_created = Signal()
 application_deleted = Signal()
+# kwargs: key (the new AccessKey), previous (the one it replaced, now revoked), actor
+access_key_rotated = Signal()

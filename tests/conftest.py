@@ -11,8 +11,8 @@ from .factories import ApplicationFactory, UserFactory
 
 @pytest.fixture(autouse=True, scope="session")
 def _token_counts_written_at_once():
-    # The dashboard's token counts are written at once, not by a timer thread that would
-    # write outside the test's transaction (tests/test_token_counts.py tests the timer).
+    # The dashboard's token counts are written at once, inside each test's transaction, not
+    # left in memory for a later test (tests/test_token_counts.py turns the interval on).
     with override_settings(CONSOLE_TOKEN_COUNT_INTERVAL=0):
         yield
 

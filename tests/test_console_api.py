@@ -1,4 +1,4 @@
-"""The console REST API of CONTRACT §8 (/console/api/), through HTTP, and ``console_token``."""
+"""The console REST API (/console/api/), through HTTP, and ``console_token``."""
 
 import json
 import re
@@ -317,7 +317,7 @@ def test_policy_lists_24_entries_with_the_contract_defaults(api):
     ]
     states = {(e["application_type"], e["grant"]): e["state"] for e in entries}
     assert states == policy.DEFAULT_POLICY
-    # Spot checks against the table of CONTRACT §5.
+    # Spot checks of the documented defaults (web, spa, native, service across).
     assert states[("spa", "implicit")] == "allowed"
     assert states[("service", "client_credentials")] == "recommended"
     assert states[("native", "refresh_token")] == "recommended"

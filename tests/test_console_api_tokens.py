@@ -1,5 +1,5 @@
 """Console API tokens (django-rest-knox): stored as digests, shown once, expiring, and created
-and revoked by each staff user for themselves at /console/tokens/ (issue 24 §1, CONTRACT §8)."""
+and revoked by each staff user for themselves at /console/tokens/."""
 
 import re
 from datetime import timedelta

@@ -1,5 +1,5 @@
 """Who may do what in the console: every role × every console API endpoint and method × every
-console admin page and admin action, with the expected status (issue 24 §1, CONTRACT §8).
+console admin page and admin action, with the expected status.
 
 The cases are generated from the URL conf (the resolver of ``/console/api/`` and the admin's
 URLs and actions for the console's models): an endpoint, page or action added without a rule

@@ -1,5 +1,5 @@
 """A secret shown once reaches its page without being stored in plaintext anywhere, the session
-included (issue 24, "Secrets at rest").
+included.
 
 Every admin flow that makes a client secret or an SK is walked through HTTP: the moment between
 the POST that made it and the page that shows it (when it is pending) and after that page, the
@@ -14,7 +14,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.db import connection
 
-from console.views import SHOWN_ONCE_COOKIE, SHOWN_ONCE_SECONDS
+from console.views.shown_once import SHOWN_ONCE_COOKIE, SHOWN_ONCE_SECONDS
 from oidc_provider import access_keys, policy, secrets
 from oidc_provider.models import AccessAccount, AccessKey, Application
 from tests.test_admin import app_data

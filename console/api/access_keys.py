@@ -1,6 +1,5 @@
-"""``/console/api/access-keys/``: AK/SK pairs; the SK is in the issuing response only (CONTRACT §5)."""
+"""``/console/api/access-keys/``: AK/SK pairs; the SK is in the issuing response only."""
 
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -8,8 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from console import audit
-from oidc_provider import access_keys
+from console import services
 from oidc_provider.models import AccessAccount, AccessKey
 
 from .errors import Refused
@@ -123,9 +121,7 @@ class AccessKeyViewSet(ConsoleAPIMixin, mixins.ListModelMixin, mixins.CreateMode
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         account = serializer.validated_data["account"]
-        with transaction.atomic():
-            key, sk = access_keys.issue(account)
-            audit.record(audit.ACCESS_KEY_ISSUED, request=request, target=key, account=account.name)
+        key, sk = services.issue_access_key(request.user, account)
         key.plaintext_secret = sk
         return Response(IssuedAccessKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
@@ -133,11 +129,7 @@ class AccessKeyViewSet(ConsoleAPIMixin, mixins.ListModelMixin, mixins.CreateMode
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
         key = self.get_object()
-        with transaction.atomic():
-            was_active = key.revoked_at is None
-            access_keys.revoke(key)
-            if was_active:
-                audit.record(audit.ACCESS_KEY_REVOKED, request=request, target=key, account=key.account.name)
+        services.revoke_access_key(request.user, key)
         return Response(AccessKeySerializer(key).data)
 
     @extend_schema(
@@ -154,8 +146,7 @@ class AccessKeyViewSet(ConsoleAPIMixin, mixins.ListModelMixin, mixins.CreateMode
                 f"{old.access_key} is already revoked; issue a new pair with "
                 f'POST /console/api/access-keys/ {{"account": "{old.account.name}"}}.'
             )
-        with transaction.atomic():
-            key, sk = audit.rotate_access_key(old, request)
+        key, sk = services.rotate_access_key(request.user, old)
         key.plaintext_secret = sk
         key.replaces = old.access_key
         return Response(IssuedAccessKeySerializer(key).data, status=status.HTTP_201_CREATED)

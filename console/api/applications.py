@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from console import audit
+from console import audit, services
 from oidc_provider import policy
 from oidc_provider.models import Application
 
@@ -148,12 +148,7 @@ class ApplicationViewSet(ConsoleAPIMixin, viewsets.ModelViewSet):
         return ApplicationSerializer
 
     def perform_create(self, serializer):
-        with transaction.atomic():
-            app = serializer.save()
-            audit.record(
-                audit.APPLICATION_CREATED, request=self.request, target=app,
-                client_id=app.client_id, application_type=app.application_type, grant_types=app.grant_types,
-            )
+        serializer.instance = services.create_application(self.request.user, Application(**serializer.validated_data))
 
     def update(self, request, *args, **kwargs):
         partial = kwargs.pop("partial", False)
@@ -182,16 +177,11 @@ class ApplicationViewSet(ConsoleAPIMixin, viewsets.ModelViewSet):
                 f"on its own. Deactivate the account instead (PATCH /console/api/access-accounts/{account.pk}/ "
                 '{"active": false}).'
             )
-        with transaction.atomic():
-            audit.record(
-                audit.APPLICATION_DELETED, request=self.request, target=instance,
-                client_id=instance.client_id, application_type=instance.application_type,
-            )
-            try:
-                instance.delete()
-            except ProtectedError as error:
-                still = ", ".join(str(o) for o in error.protected_objects)
-                raise Conflict(f"This application is still used by: {still}. Remove those first.") from error
+        try:
+            services.delete_application(self.request.user, instance)
+        except ProtectedError as error:
+            still = ", ".join(str(o) for o in error.protected_objects)
+            raise Conflict(f"This application is still used by: {still}. Remove those first.") from error
 
     @extend_schema(
         summary="Give the application a new client secret",
@@ -207,8 +197,5 @@ class ApplicationViewSet(ConsoleAPIMixin, viewsets.ModelViewSet):
                 f"'{app.name}' is a public ({app.application_type}) application: it has no secret and "
                 "authenticates with PKCE. Change its type to web or service to give it one."
             )
-        with transaction.atomic():
-            app.set_new_secret()
-            app.save()
-            audit.record(audit.APPLICATION_SECRET_REGENERATED, request=request, target=app, client_id=app.client_id)
+        services.regenerate_client_secret(request.user, app)
         return Response(self.get_serializer(app).data)

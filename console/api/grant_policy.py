@@ -1,13 +1,12 @@
-"""``/console/api/policy/``: the grant policy, one entry per (application type, grant) (CONTRACT §5)."""
+"""``/console/api/policy/``: the grant policy, one entry per (application type, grant)."""
 
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from console import audit
+from console import services
 from oidc_provider import policy
 from oidc_provider.models import GrantPolicy
 
@@ -17,7 +16,6 @@ PAIR_PARAMETERS = [
     OpenApiParameter("application_type", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(policy.APPLICATION_TYPES)),
     OpenApiParameter("grant", OpenApiTypes.STR, OpenApiParameter.PATH, enum=list(policy.GRANTS)),
 ]
-
 
 
 class PolicyEntrySerializer(serializers.Serializer):
@@ -115,34 +113,19 @@ class GrantPolicyViewSet(ConsoleAPIMixin, viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         state = serializer.validated_data["state"]
 
-        with transaction.atomic():
-            row, created = GrantPolicy.objects.select_for_update().get_or_create(
-                application_type=application_type, grant=grant, defaults={"state": state}
-            )
-            # Rows are seeded by migration; a missing one meant the default was in force.
-            previous = policy.DEFAULT_POLICY[(application_type, grant)] if created else row.state
-            if row.state != state:
-                row.state = state
-                row.save(update_fields=["state", "updated_at"])
-            if previous != state:
-                audit.record(
-                    audit.POLICY_CHANGED, request=request, target=row,
-                    application_type=application_type, grant=grant, previous_state=previous, state=state,
-                )
-
-        holding = policy.applications_holding(application_type, grant) if state == policy.FORBIDDEN else []
+        change = services.set_grant_policy(request.user, application_type, grant, state)
         warning = None
-        if holding:
-            listed = ", ".join(f"'{a.name}' ({a.client_id})" for a in holding)
+        if change.holders:
+            listed = ", ".join(f"'{a.name}' ({a.client_id})" for a in change.holders)
             warning = (
-                f"{len(holding)} {application_type} application(s) still list {grant}: {listed}. "
+                f"{len(change.holders)} {application_type} application(s) still list {grant}: {listed}. "
                 f"Their {grant} requests are refused (unauthorized_client) from now on; "
                 f"remove the grant from them or choose another flow."
             )
         data = {
             **_entry(application_type, grant, state),
-            "previous_state": previous,
-            "applications_holding_grant": [{"client_id": a.client_id, "name": a.name} for a in holding],
+            "previous_state": change.previous,
+            "applications_holding_grant": [{"client_id": a.client_id, "name": a.name} for a in change.holders],
             "warning": warning,
         }
         return Response(PolicyChangeSerializer(data).data)

@@ -5,7 +5,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from oidc_provider import keys
+from console import services
 from oidc_provider.models import SigningKey
 
 from .errors import Refused
@@ -40,8 +40,7 @@ class SigningKeyViewSet(ConsoleAPIMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(summary="Make a new key active", request=None, responses={200: SigningKeySerializer})
     @action(detail=False, methods=["post"])
     def rotate(self, request):
-        # Recorded in the audit log by the signal receiver, with this admin as the actor.
-        key = keys.rotate(actor=request.user)
+        key = services.rotate_signing_key(request.user)
         return Response(self.get_serializer(key).data)
 
     @extend_schema(
@@ -55,7 +54,7 @@ class SigningKeyViewSet(ConsoleAPIMixin, viewsets.ReadOnlyModelViewSet):
         if key.status == SigningKey.RETIRED:
             raise Refused(f"Key {key.kid} is already retired.")
         try:
-            key = keys.retire(key, actor=request.user)
-        except ValueError as error:  # the active key: keys.retire says why
+            key = services.retire_signing_key(request.user, key)
+        except ValueError as error:  # the active key: the error says why
             raise Refused(str(error)) from error
         return Response(self.get_serializer(key).data)

@@ -1,4 +1,4 @@
-"""URLs of the console REST API (CONTRACT §8), under ``/console/api/``."""
+"""URLs of the console REST API, under ``/console/api/``."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter

@@ -1,0 +1,55 @@
+"""The audit log: read-only, filtered, exported as CSV."""
+
+import json
+
+from django.contrib import admin
+from django.urls import path
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from ..models import AuditEvent
+from ..views.audit_log import audit_csv_response, audit_export
+from .site import ConsolePermissionsMixin
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
+    console_resource = "audit"
+    change_list_template = "console/admin/auditevent_change_list.html"
+    list_display = ("occurred_at", "actor_label", "action", "target_label", "ip_address")
+    list_filter = ("action", "occurred_at")
+    date_hierarchy = "occurred_at"
+    search_fields = ("actor_label", "target_label")
+    fields = ("occurred_at", "actor_label", "actor", "action", "target_type", "target_id", "target_label", "ip_address", "details_json")
+    readonly_fields = fields
+    actions = ("export_csv",)
+    list_per_page = 100
+
+    def get_urls(self):
+        return [
+            path("export/", self.admin_site.admin_view(self.export_view), name="console_auditevent_export"),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request):
+        return audit_export(request, self)
+
+    # Append-only: nobody adds, edits or deletes events here.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("details"))
+    def details_json(self, obj):
+        if not obj.details:
+            return "—"
+        return format_html("<pre>{}</pre>", json.dumps(obj.details, indent=2, sort_keys=True, ensure_ascii=False, default=str))
+
+    @admin.action(description=_("Export selected events as CSV"), permissions=["view"])
+    def export_csv(self, request, queryset):
+        return audit_csv_response(queryset.order_by("-occurred_at", "-id"))
