@@ -1,6 +1,7 @@
 """Settings for our own deployment of oidc_provider + console, driven by the environment.
 
-Every variable is documented in CONTRACT.md §2; defaults make a fresh clone run as is.
+Every variable is listed under "Configuration" in README.md; defaults make a fresh clone run
+as is.
 """
 
 import base64
@@ -209,7 +210,7 @@ STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 # Serve straight from the apps' static folders, so `gunicorn project.wsgi` needs no
-# collectstatic step (CONTRACT §2).
+# collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
@@ -263,7 +264,7 @@ OIDC_PROVIDER = {
 # names the swapped model, which DOT reads before any app is ready.
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oidc_provider.Application"
 
-# Brute force (CONTRACT §7): 5 failures per username+IP in 15 minutes lock that pair.
+# Brute force on the login page: 5 failures per username+IP in 15 minutes lock that pair.
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
