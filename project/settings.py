@@ -176,6 +176,14 @@ elif _DATABASE["ENGINE"] == "django.db.backends.postgresql" and _env_bool("DJANG
     # parsing and planning them. Set DJANGO_DB_PREPARED_STATEMENTS=0 behind PgBouncer in
     # transaction pooling mode, which cannot keep a prepared statement across transactions.
     _DATABASE["OPTIONS"].update({"server_side_binding": True, "prepare_threshold": 5})
+elif _DATABASE["ENGINE"] == "django.db.backends.mysql":
+    # Client ids, redirect URIs and digests must compare byte for byte: MariaDB's and
+    # MySQL's default collations ignore case, accents and trailing spaces, under which
+    # "ABC" would find the client "abc". Tables take the database's collation when they
+    # are created: the production database is created with it too, and project.E001
+    # (manage.py migrate, check --database default) refuses one without it.
+    _DATABASE["OPTIONS"].setdefault("charset", "utf8mb4")
+    _DATABASE["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_nopad_bin", **_DATABASE.get("TEST", {})}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
