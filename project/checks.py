@@ -1,5 +1,6 @@
-"""`manage.py check --deploy` for this deployment: every warning names the environment
-variable that fixes it.
+"""The deployment's system checks. `manage.py check --deploy`: every warning names the
+environment variable that fixes it. `manage.py migrate` (and `check --database default`):
+MariaDB and MySQL compare strings exactly.
 
 Django's own security warnings name settings, which a deployment of this project never
 edits; they are silenced in settings.py and re-issued here with the variable to set.
@@ -8,7 +9,7 @@ edits; they are silenced in settings.py and re-issued here with the variable to 
 import os
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.checks.registry import registry
 
 # Django's check id -> how to fix it here.
@@ -59,3 +60,49 @@ def check_generated_secrets(app_configs, **kwargs):
             id="project.W002",
         ))
     return warnings
+
+
+# Binary and without padding: equal only when every byte is ("ABC" != "abc", "abc " != "abc").
+EXACT_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")  # MariaDB, MySQL 8
+
+
+@register(Tags.database)
+def check_exact_collation(app_configs, databases=None, **kwargs):
+    """On MariaDB and MySQL, strings compare byte for byte: client ids, redirect URIs, token
+    digests and usernames must not match another that differs in case, accents or trailing
+    spaces. Run by `manage.py migrate` before it creates tables, which take the database's
+    collation, and by `manage.py check --database default`."""
+    from django.db import connections
+
+    errors = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if connection.vendor != "mysql":
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT DATABASE(), @@collation_database")
+            name, collation = cursor.fetchone()
+            cursor.execute(
+                "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+                # Binary at least (JSON columns are utf8mb4_bin, MariaDB's choice for them).
+                "WHERE table_schema = DATABASE() AND collation_name NOT LIKE '%\\_bin' ORDER BY table_name, column_name"
+            )
+            loose = cursor.fetchall()
+        if collation not in EXACT_COLLATIONS:
+            errors.append(Error(
+                f"Database {name!r} ({alias}) compares strings with collation {collation}, which ignores case or "
+                "trailing spaces: a client id or token could match another that is not the same.",
+                hint=f"ALTER DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin "
+                     "(MySQL 8: utf8mb4_0900_bin), before `manage.py migrate` creates the tables.",
+                id="project.E001",
+            ))
+        if loose:
+            columns = ", ".join(f"{table}.{column} ({loose_collation})" for table, column, loose_collation in loose[:5])
+            more = f" and {len(loose) - 5} more" if len(loose) > 5 else ""
+            errors.append(Error(
+                f"Columns of database {name!r} ({alias}) compare strings loosely: {columns}{more}.",
+                hint="Convert each table: ALTER TABLE <table> CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin "
+                     "(MySQL 8: utf8mb4_0900_bin).",
+                id="project.E002",
+            ))
+    return errors

@@ -1,6 +1,7 @@
 """Settings for our own deployment of oidc_provider + console, driven by the environment.
 
-Every variable is documented in CONTRACT.md §2; defaults make a fresh clone run as is.
+Every variable is listed under "Configuration" in README.md; defaults make a fresh clone run
+as is.
 """
 
 import base64
@@ -121,29 +122,68 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}",
         # Persistent connections: a new PostgreSQL connection per request costs more than
-        # the request itself on the token endpoint.
+        # the request itself on the token endpoint. The health check replaces a connection
+        # the server ended (restart, idle timeout) before a request uses it.
         conn_max_age=600,
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["ENGINE"] = "project.sqlite3"
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
+_DATABASE = DATABASES["default"]
+_DATABASE.setdefault("OPTIONS", {})
+
+
+def _private_sqlite_file(path):
+    """Create the SQLite database empty and readable by its owner only (it holds every
+    secret's digest, the encrypted signing keys and the sessions), before SQLite would
+    create it with the umask's mode; take group and other access away from an existing one.
+    SQLite gives the -wal and -shm files it makes beside it the database file's mode."""
+    path = os.fspath(path)
+    if path.startswith("file:") or path in ("", ":memory:"):  # a URI or no file: SQLite decides
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # e.g. a missing folder: SQLite reports it in its own words
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = os.stat(name).st_mode
+            if mode & 0o077:
+                os.chmod(name, mode & 0o700)
+        except OSError:  # absent, or not ours to change
+            pass
+
+
+if _DATABASE["ENGINE"] == "django.db.backends.sqlite3":
+    _private_sqlite_file(_DATABASE["NAME"])
+    _DATABASE["OPTIONS"].update(
         {
+            # Several workers share the file: a write transaction takes the write lock when
+            # it begins, so it never fails midway on a lock another worker holds, and waits
+            # for it up to 20 s.
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
+            # Readers never block the writer; NORMAL is durable in WAL mode but for the
+            # last transactions before a power loss.
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Its health check looks at the socket instead of a SELECT 1 round trip per request.
-    DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql" if os.environ.get("XSTOCK") else "project.postgresql"
-if DATABASES["default"]["ENGINE"] in ("project.postgresql", "django.db.backends.postgresql") and _env_bool("DJANGO_DB_PREPARED_STATEMENTS", True):
+elif _DATABASE["ENGINE"] == "django.db.backends.postgresql" and _env_bool("DJANGO_DB_PREPARED_STATEMENTS", True):
     # The hot statements are the same text every time: bound and prepared on the server
     # (psycopg prepares a statement after its 5th use on a connection), PostgreSQL skips
-    # parsing and planning them; userinfo measured 1.4x faster. Set
-    # DJANGO_DB_PREPARED_STATEMENTS=0 behind PgBouncer in transaction pooling mode.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
+    # parsing and planning them. Set DJANGO_DB_PREPARED_STATEMENTS=0 behind PgBouncer in
+    # transaction pooling mode, which cannot keep a prepared statement across transactions.
+    _DATABASE["OPTIONS"].update({"server_side_binding": True, "prepare_threshold": 5})
+elif _DATABASE["ENGINE"] == "django.db.backends.mysql":
+    # Client ids, redirect URIs and digests must compare byte for byte: MariaDB's and
+    # MySQL's default collations ignore case, accents and trailing spaces, under which
+    # "ABC" would find the client "abc". Tables take the database's collation when they
+    # are created: the production database is created with it too, and project.E001
+    # (manage.py migrate, check --database default) refuses one without it.
+    _DATABASE["OPTIONS"].setdefault("charset", "utf8mb4")
+    _DATABASE["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_nopad_bin", **_DATABASE.get("TEST", {})}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -178,7 +218,7 @@ STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 # Serve straight from the apps' static folders, so `gunicorn project.wsgi` needs no
-# collectstatic step (CONTRACT §2).
+# collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
@@ -232,7 +272,7 @@ OIDC_PROVIDER = {
 # names the swapped model, which DOT reads before any app is ready.
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oidc_provider.Application"
 
-# Brute force (CONTRACT §7): 5 failures per username+IP in 15 minutes lock that pair.
+# Brute force on the login page: 5 failures per username+IP in 15 minutes lock that pair.
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

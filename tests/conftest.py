@@ -40,12 +40,18 @@ def logged_in(client, user):
 
 @pytest.fixture
 def scratch_database_url(tmp_path):
-    """A database of the suite's engine of its own (SQLite file or a new PostgreSQL database),
-    for tests that run ``manage.py migrate`` step by step in a subprocess."""
+    """A database of the suite's engine of its own (SQLite file, or a new PostgreSQL or MariaDB
+    database), for tests that run ``manage.py migrate`` step by step in a subprocess."""
     url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
+    if url.startswith("postgres"):
+        yield from scratch_postgresql_database(url)
+    elif url.startswith("mysql"):
+        yield from scratch_mysql_database(url)
+    else:
         yield f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
-        return
+
+
+def scratch_postgresql_database(url):
     import psycopg
 
     name = f"oidc_scratch_{uuid.uuid4().hex[:8]}"
@@ -57,3 +63,27 @@ def scratch_database_url(tmp_path):
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def mysql_admin(url):
+    """A connection to the MariaDB server of a ``mysql://`` URL, outside any database."""
+    from urllib.parse import unquote, urlsplit
+
+    import MySQLdb
+
+    parts = urlsplit(url)
+    return MySQLdb.connect(
+        host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
+        user=unquote(parts.username or "root"), password=unquote(parts.password or ""),
+    )
+
+
+def scratch_mysql_database(url, collation="utf8mb4_nopad_bin"):
+    name = f"oidc_scratch_{uuid.uuid4().hex[:8]}"
+    conn = mysql_admin(url)
+    try:
+        conn.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE {collation}")
+        yield url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()

@@ -1,6 +1,6 @@
 """Files the project creates are readable by their owner only (issue 24, "Secrets at rest").
 
-The SQLite database, its -wal and -shm files and the writers' lock file, the generated secret
+The SQLite database, its -wal and -shm files, the generated secret
 key and the generated key-encryption key: each is made fresh in an empty data folder by the
 commands a user runs, and each must be 0600. A database an older version left 0644 is
 tightened the next time the project opens it.
@@ -54,7 +54,7 @@ def fresh_data_dir(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "name",
-    ["db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm", "db.sqlite3.writers", "secret_key", "key_encryption_key"],
+    ["db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm", "secret_key", "key_encryption_key"],
 )
 def test_every_file_made_in_a_fresh_data_folder_is_owner_only(fresh_data_dir, name):
     modes = modes_while_open(fresh_data_dir)
@@ -69,10 +69,9 @@ def test_no_file_in_the_data_folder_is_readable_by_group_or_others(fresh_data_di
 
 def test_a_database_left_world_readable_is_tightened_when_it_is_opened(fresh_data_dir):
     """An upgrade from a version that made the file 0644 does not keep it so."""
-    for name in ("db.sqlite3", "db.sqlite3.writers"):
-        os.chmod(fresh_data_dir / name, 0o644)
+    os.chmod(fresh_data_dir / "db.sqlite3", 0o644)
     modes = modes_while_open(fresh_data_dir)
-    assert modes["db.sqlite3"] == 0o600 and modes["db.sqlite3.writers"] == 0o600
+    assert modes["db.sqlite3"] == 0o600
 
 
 def test_the_generated_secrets_are_kept_across_starts(fresh_data_dir):
