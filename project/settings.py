@@ -170,12 +170,15 @@ if _DATABASE["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-elif _DATABASE["ENGINE"] == "django.db.backends.postgresql" and _env_bool("DJANGO_DB_PREPARED_STATEMENTS", True):
-    # The hot statements are the same text every time: bound and prepared on the server
-    # (psycopg prepares a statement after its 5th use on a connection), PostgreSQL skips
-    # parsing and planning them. Set DJANGO_DB_PREPARED_STATEMENTS=0 behind PgBouncer in
-    # transaction pooling mode, which cannot keep a prepared statement across transactions.
-    _DATABASE["OPTIONS"].update({"server_side_binding": True, "prepare_threshold": 5})
+elif _DATABASE["ENGINE"] == "django.db.backends.postgresql":
+    # Django's, with timestamps loaded in C (project/postgresql).
+    _DATABASE["ENGINE"] = "project.postgresql"
+    if _env_bool("DJANGO_DB_PREPARED_STATEMENTS", True):
+        # The hot statements are the same text every time: bound and prepared on the server
+        # (psycopg prepares a statement after its 5th use on a connection), PostgreSQL skips
+        # parsing and planning them. Set DJANGO_DB_PREPARED_STATEMENTS=0 behind PgBouncer in
+        # transaction pooling mode, which cannot keep a prepared statement across transactions.
+        _DATABASE["OPTIONS"].update({"server_side_binding": True, "prepare_threshold": 5})
 elif _DATABASE["ENGINE"] == "django.db.backends.mysql":
     # Client ids, redirect URIs and digests must compare byte for byte: MariaDB's and
     # MySQL's default collations ignore case, accents and trailing spaces, under which

@@ -1,4 +1,5 @@
-"""Persistent PostgreSQL connections survive the server ending them.
+"""PostgreSQL: persistent connections survive the server ending them, and timestamps load
+with psycopg's C loader (project.postgresql) yet denote the same instants as Django's.
 
 With ``CONN_HEALTH_CHECKS`` Django checks a persistent connection before a request's first
 query and replaces one the server ended (restart, ``pg_terminate_backend``,
@@ -6,6 +7,8 @@ query and replaces one the server ended (restart, ``pg_terminate_backend``,
 real backends with ``pg_terminate_backend`` and make requests after it, in process and to the
 live server.
 """
+
+import datetime
 
 import psycopg
 import pytest
@@ -80,3 +83,40 @@ def test_the_live_server_answers_after_its_database_connections_were_ended(live_
     statuses = [requests.get(url, timeout=15).status_code for _ in range(60)]
     assert statuses == [200] * 60, live_provider.log()
 
+
+
+# -- timestamps load in C (project.postgresql) -------------------------------------
+
+
+def test_timestamps_load_with_psycopgs_c_loader_as_django_would(db):
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from project.postgresql.base import C_TIMESTAMPTZ_LOADER
+
+    assert settings.DATABASES["default"]["ENGINE"] == "project.postgresql"
+    with connection.cursor():  # connected
+        pass
+    assert psycopg.pq.__impl__ in ("c", "binary"), "psycopg[binary] is a dependency"
+    assert connection.connection.adapters.get_loader(1184, psycopg.pq.Format.TEXT) is C_TIMESTAMPTZ_LOADER
+    joined = timezone.now().replace(microsecond=123456)
+    user = get_user_model().objects.create_user("tz-user", date_joined=joined)
+    loaded = get_user_model().objects.get(pk=user.pk).date_joined
+    assert loaded == joined
+    assert loaded.tzinfo is datetime.timezone.utc  # the object Django's own loader attaches
+    # Server-side cursors (QuerySet.iterator()) load the same way.
+    assert [u.date_joined for u in get_user_model().objects.filter(pk=user.pk).iterator(chunk_size=1)] == [joined]
+
+
+def test_a_timestamp_denotes_the_same_instant_whatever_the_sessions_time_zone(db):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT TIMESTAMPTZ '2026-12-03 08:00:00+08'")
+        utc = cursor.fetchone()[0]
+        cursor.execute("SET TIME ZONE 'Asia/Shanghai'")
+        try:
+            cursor.execute("SELECT TIMESTAMPTZ '2026-12-03 08:00:00+08'")
+            shanghai = cursor.fetchone()[0]
+        finally:
+            cursor.execute("SET TIME ZONE 'UTC'")
+    assert utc == shanghai == datetime.datetime(2026, 12, 3, 0, 0, tzinfo=datetime.timezone.utc)
+    assert utc.tzinfo is datetime.timezone.utc
