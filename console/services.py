@@ -16,8 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model, revoke_access_token
 
-from oidc_provider import access_keys, keys, policy, signals
-from oidc_provider.models import AccessKey, Application, Consent, GrantPolicy
+from oidc_provider import access_keys, applications, keys, policy
+from oidc_provider.models import Consent
 
 from . import audit
 
@@ -27,31 +27,20 @@ from . import audit
 def create_application(actor, application):
     """Save a new (validated) application and announce it; returns it, its secret in
     ``plaintext_secret`` when it is confidential."""
-    with transaction.atomic():
-        application.save()
-        signals.application_created.send(sender=Application, application=application, actor=actor)
-    return application
+    return applications.register(application, actor=actor)
 
 
 def delete_application(actor, application):
     """Delete an application with its tokens, codes and consents."""
-    with transaction.atomic():
-        signals.application_deleted.send(sender=Application, application=application, actor=actor)
-        application.delete()
+    applications.delete(application, actor=actor)
 
 
 def regenerate_client_secret(actor, application):
     """A new secret for a confidential application; the old one stops working at once.
 
-    Returns the new secret: the only time it is seen.
+    Returns the new secret: the only time it is seen. ValueError for a public client.
     """
-    if application.is_public:
-        raise ValueError(f"{application.client_id} is a public client: it has no secret.")
-    with transaction.atomic():
-        secret = application.set_new_secret()
-        application.save()
-        signals.client_secret_regenerated.send(sender=Application, application=application, actor=actor)
-    return secret
+    return applications.regenerate_secret(application, actor=actor)
 
 
 # -- the grant policy --------------------------------------------------------------------------
@@ -69,20 +58,7 @@ class PolicyChange:
 
 def set_grant_policy(actor, application_type, grant, state):
     """Set the state of one (type, grant) pair; it holds from the next request."""
-    with transaction.atomic():
-        row, created = GrantPolicy.objects.select_for_update().get_or_create(
-            application_type=application_type, grant=grant, defaults={"state": state}
-        )
-        # Rows are seeded by migration; a missing one meant the default was in force.
-        previous = policy.DEFAULT_POLICY[(application_type, grant)] if created else row.state
-        if row.state != state:
-            row.state = state
-            row.save(update_fields=["state", "updated_at"])
-        if previous != state:
-            signals.grant_policy_changed.send(
-                sender=GrantPolicy, application_type=application_type, grant=grant,
-                previous=previous, state=state, actor=actor,
-            )
+    previous = policy.set_state(application_type, grant, state, actor=actor)
     holders = policy.applications_holding(application_type, grant) if state == policy.FORBIDDEN else []
     return PolicyChange(application_type, grant, previous, state, holders)
 
@@ -92,19 +68,14 @@ def set_grant_policy(actor, application_type, grant, state):
 
 def issue_access_key(actor, account):
     """A new pair for the account; returns (AccessKey, SK). The SK is never seen again."""
-    with transaction.atomic():
-        key, sk = access_keys.issue(account)
-        signals.access_key_issued.send(sender=AccessKey, key=key, actor=actor)
-    return key, sk
+    return access_keys.issue(account, actor=actor)
 
 
 def revoke_access_key(actor, key):
     """Stop one pair at once; returns False when it was already revoked (nothing recorded)."""
-    with transaction.atomic():
-        if key.revoked_at is not None:
-            return False
-        access_keys.revoke(key)
-        signals.access_key_revoked.send(sender=AccessKey, key=key, actor=actor)
+    if key.revoked_at is not None:
+        return False
+    access_keys.revoke(key, actor=actor)
     return True
 
 
@@ -112,10 +83,7 @@ def rotate_access_key(actor, key):
     """Replace one active pair with a new one on the same account; returns (new AccessKey, SK)."""
     if key.revoked_at is not None:
         raise ValueError(f"{key.access_key} is already revoked.")
-    with transaction.atomic():
-        new_key, sk = access_keys.rotate(key)
-        signals.access_key_rotated.send(sender=AccessKey, key=new_key, previous=key, actor=actor)
-    return new_key, sk
+    return access_keys.rotate(key, actor=actor)
 
 
 # -- signing keys ------------------------------------------------------------------------------

@@ -33,14 +33,27 @@ def validate_scopes(scopes):
     return errors
 
 
+def _new_pair(account):
+    sk = secrets.generate_secret()
+    return AccessKey.objects.create(account=account, access_key=generate_access_key(), secret_key=sk), sk
+
+
+def _stamp_revoked(key):
+    """Mark the pair revoked; False when it already was."""
+    if key.revoked_at is not None:
+        return False
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at"])
+    return True
+
+
 @transaction.atomic
 def issue(account, actor=None):
     """A new AK/SK pair for the account; returns (AccessKey, sk). The SK is never seen again.
 
     Sends ``access_key_issued``; ``actor`` is the user who asked, or None for the CLI.
     """
-    sk = secrets.generate_secret()
-    key = AccessKey.objects.create(account=account, access_key=generate_access_key(), secret_key=sk)
+    key, sk = _new_pair(account)
     signals.access_key_issued.send(sender=AccessKey, key=key, actor=actor)
     return key, sk
 
@@ -49,18 +62,20 @@ def issue(account, actor=None):
 def revoke(key, actor=None):
     """Refuse the pair from the next request on; sends ``access_key_revoked`` unless it
     already was."""
-    if key.revoked_at is None:
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
+    if _stamp_revoked(key):
         signals.access_key_revoked.send(sender=AccessKey, key=key, actor=actor)
     return key
 
 
 @transaction.atomic
 def rotate(key, actor=None):
-    """Replace one pair with a new one on the same account; the other pairs are untouched."""
-    new_key, sk = issue(key.account, actor=actor)
-    revoke(key, actor=actor)
+    """Replace one pair with a new one on the same account; the other pairs are untouched.
+
+    One event, ``access_key_rotated``, not an issue and a revocation: it is one admin act.
+    """
+    new_key, sk = _new_pair(key.account)
+    _stamp_revoked(key)
+    signals.access_key_rotated.send(sender=AccessKey, key=new_key, previous=key, actor=actor)
     return new_key, sk
 
 

@@ -33,10 +33,15 @@ def create(*, name, application_type, grants=None, redirect_uris=(), post_logout
         skip_authorization=skip_consent,
     )
     app.full_clean(exclude=DERIVED_FIELDS)
+    return register(app, actor=actor)
+
+
+def register(application, actor=None):
+    """Save a new, already validated application and announce it; returns it."""
     with transaction.atomic():
-        app.save()
-        signals.application_created.send(sender=Application, application=app, actor=actor)
-    return app
+        application.save()
+        signals.application_created.send(sender=Application, application=application, actor=actor)
+    return application
 
 
 def delete(application, actor=None):

@@ -27,7 +27,7 @@ def sent():
     """Every configuration signal sent during the test, as (name, kwargs) in order."""
     received = []
     names = ("grant_policy_changed", "client_secret_regenerated", "access_key_issued", "access_key_revoked",
-             "application_created", "application_deleted")
+             "access_key_rotated", "application_created", "application_deleted")
     receivers = {}
     for name in names:
         def receiver(sender, signal=None, _name=name, **kwargs):
@@ -127,17 +127,18 @@ def test_regenerate_secret_of_an_unknown_client_is_refused(sent):
 
 
 def test_accesskey_create_rotate_and_revoke_announce_each_pair(sent):
-    """Issuing, rotating (issue + revoke) and revoking AK/SK pairs from the CLI announce each pair."""
+    """Issuing, rotating and revoking AK/SK pairs from the CLI announce each act once: a
+    rotation is one event naming the new pair (and the one it replaced)."""
     first = run_json("accesskey", "create", "--account", "billing", "--scope", "read")
     rotated = run_json("accesskey", "rotate", first["access_key"])
     run_json("accesskey", "revoke", rotated["access_key"])
 
     assert [(name, kwargs["key"].access_key, kwargs["actor"]) for name, kwargs in sent] == [
         ("access_key_issued", first["access_key"], None),
-        ("access_key_issued", rotated["access_key"], None),
-        ("access_key_revoked", first["access_key"], None),
+        ("access_key_rotated", rotated["access_key"], None),
         ("access_key_revoked", rotated["access_key"], None),
     ]
+    assert sent[1][1]["previous"].access_key == first["access_key"]
     assert all(isinstance(kwargs["key"], AccessKey) for _, kwargs in sent)
 
 
