@@ -54,9 +54,13 @@ class OIDCProviderConfig(AppConfig):
 
         _configure_django_oauth_toolkit()
 
-        from . import checks, config_cache, throttle  # noqa: F401  registers the system checks and receivers
+        from . import checks, config_cache, store, throttle  # noqa: F401  registers the system checks and receivers
 
-        config_cache.connect()
+        from oauth2_provider.models import get_application_model
+
+        from .models import AccessAccount, AccessKey, ConfigVersion, GrantPolicy, SigningKey
+
+        config_cache.connect(ConfigVersion, (get_application_model(), GrantPolicy, SigningKey, AccessAccount, AccessKey))
         throttle.connect()
 
         user_logged_in.connect(_record_auth_time, dispatch_uid="oidc_provider.auth_time")
