@@ -22,6 +22,7 @@ from oauth2_provider.models import (
     get_id_token_model,
     get_refresh_token_model,
     refresh_token_expire_timedelta,
+    set_token_value,
 )
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
@@ -459,7 +460,7 @@ class OIDCValidator(OAuth2Validator):
             user=request.user, scope=token["scope"], expires=expires, id_token=id_token, application=request.client,
             source_refresh_token=previous, resource=resource,
         )
-        self._set_token_value(access_token, token["access_token"])
+        set_token_value(access_token, token["access_token"])
         refresh_token = None
         if "refresh_token" in token:
             if previous is not None:
@@ -472,7 +473,7 @@ class OIDCValidator(OAuth2Validator):
                 user=request.user, application=request.client, access_token=access_token, token_family=family,
                 resource=resource,
             )
-            self._set_token_value(refresh_token, token["refresh_token"])
+            set_token_value(refresh_token, token["refresh_token"])
         return Tokens(access_token=access_token, id_token=id_token, refresh_token=refresh_token)
 
     def _load_access_token(self, token):

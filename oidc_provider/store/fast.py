@@ -161,6 +161,7 @@ def insert(instance, durable=True):
     fields, sql = _prepared(model, using)
     if not durable and connection.vendor == "postgresql" and not connection.in_atomic_block:
         sql += _NOT_DURABLE
+    instance._prepare_related_fields_for_save(operation_name="save")  # as save(): a related row saved since
     params = _db_values(instance, fields, connection)
     with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -55,6 +55,9 @@ class OrmStore(Store):
         return True
 
     def issue_access_token(self, tokens):
+        if tokens.id_token is None:
+            tokens.access_token.save()  # one row: its own transaction
+            return
         with _atomic():
             self._save(tokens)
 
