@@ -8,7 +8,6 @@ calls travels on the attributes oauthlib and DOT define for it (``request.user``
 import base64
 import hashlib
 import json
-import logging
 import uuid
 from datetime import timedelta
 from urllib.parse import unquote_plus
@@ -32,9 +31,6 @@ from . import access_keys, claims, config_cache, keys, policy, secrets, signals,
 from .conf import oidc_settings
 from .models import AccessAccount, Application
 from .store import Tokens, store
-
-log = logging.getLogger(__name__)
-
 
 def token_checksum(token):
     """The stored digest of an access or refresh token (DOT's ``token_checksum``)."""
@@ -218,7 +214,7 @@ class OIDCValidator(OAuth2Validator):
     def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs):
         key = getattr(request, "access_key", None)
         if key is not None:
-            # CONTRACT §5: every requested scope must be among the account's resource permissions.
+            # An AK/SK token may carry only scopes among its account's resource permissions.
             return set(scopes) <= set(key.account.scopes)
         return super().validate_scopes(client_id, scopes, client, request, *args, **kwargs)
 
@@ -228,7 +224,7 @@ class OIDCValidator(OAuth2Validator):
             return list(key.account.scopes)
         return super().get_default_scopes(client_id, request, *args, **kwargs)
 
-    # -- policy, at the moment of each request (CONTRACT §5) ----------------------
+    # -- policy, as it stands at the moment of each request ------------------------
 
     def validate_grant_type(self, client_id, grant_type, client, request, *args, **kwargs):
         grant = policy.TOKEN_GRANT_TYPES.get(grant_type)
