@@ -104,6 +104,11 @@ class OIDCValidator(OAuth2Validator):
 
     # -- client authentication ---------------------------------------------------
 
+    @staticmethod
+    def _application(pk):
+        """An Application by primary key, from the per-process copy (config_cache)."""
+        return config_cache.get(("application.pk", pk), lambda: Application.objects.filter(pk=pk).first())
+
     def _load_application(self, client_id, request):
         """The usable Application for client_id, from the per-process copy (config_cache)."""
         client = request.client
@@ -468,9 +473,14 @@ class OIDCValidator(OAuth2Validator):
         return Tokens(access_token=access_token, id_token=id_token, refresh_token=refresh_token)
 
     def _load_access_token(self, token):
-        # DOT's lookup, with the application and the user's `sub` in the same query: userinfo
-        # needs nothing else from the database.
-        return store.read_access_token(token_checksum(token))
+        # DOT's lookup, with the user's `sub` in the same query (userinfo needs it) and the
+        # application from config_cache rather than a join.
+        return self._with_application(store.read_access_token(token_checksum(token)))
+
+    def _with_application(self, token):
+        if token is not None:
+            token.application = self._application(token.application_id)
+        return token
 
     # -- introspection (RFC 7662) ------------------------------------------------------
 
@@ -522,7 +532,7 @@ class OIDCValidator(OAuth2Validator):
 
 
     def _introspect_access_token(self, checksum):
-        token = store.read_access_token(checksum)
+        token = self._with_application(store.read_access_token(checksum))
         if token is None or token.is_expired():
             return None
         data = self._token_claims(token, "Bearer", token.scope)
@@ -530,7 +540,7 @@ class OIDCValidator(OAuth2Validator):
         return token.application, data
 
     def _introspect_refresh_token(self, checksum):
-        token = store.read_refresh_token(checksum)
+        token = self._with_application(store.read_refresh_token(checksum))
         if token is None or token.revoked is not None or token.access_token is None:
             return None
         data = self._token_claims(token, "refresh_token", token.access_token.scope)

@@ -28,11 +28,11 @@ COMMON = {
     # version, session, user, the remembered consent, INSERT the code's Grant (the
     # application comes from config_cache, found there by the request's validation).
     "authorization": 5,
-    # token+application+user+sub: nothing of the configuration is needed.
-    "userinfo": 1,
-    # version (the caller's authentication), token+application+user+sub.
-    "introspection": 2,
-    # An AK/SK token's account name comes from config_cache after the first request.
+    # version; token+user+sub; the token's application (cached after the first request).
+    "userinfo": 3,
+    "introspection": 3,
+    # Once the token's application (and an AK/SK token's account) is in config_cache: the
+    # version and the token's SELECT.
     "introspection_warm": 2,
     # version, INSERT access token (the dashboard count runs after COMMIT, which the test
     # transaction never reaches); AK/SK: last_used_at is written at most once a minute per key.

@@ -75,14 +75,12 @@ class Store:
         raise NotImplementedError
 
     def read_access_token(self, checksum):
-        """The access token with this checksum, its application, user and the user's subject
-        joined, or None."""
+        """The access token with this checksum, its user and the user's subject joined, or None."""
         raise NotImplementedError
 
     def read_refresh_token(self, checksum):
-        """The refresh token with this checksum (live or revoked), its application, access
-        token, user and the user's subject joined, and ``family_born`` (its family's first
-        ``created``), or None."""
+        """The refresh token with this checksum (live or revoked), its access token, user and
+        the user's subject joined, and ``family_born`` (its family's first ``created``), or None."""
         raise NotImplementedError
 
     def save_id_token(self, id_token):

@@ -88,12 +88,12 @@ class FastStore(OrmStore):
         return bool(chain.execute())
 
     def read_access_token(self, checksum):
-        return first(get_access_token_model(), "token_checksum", checksum, related=(("application",), ("user", "oidc_subject")))
+        return first(get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"))
 
     def read_refresh_token(self, checksum):
         model = get_refresh_token_model()
         born = (("family_born", (_family_born_sql, model._meta.get_field("created"))),)
-        return first(model, "token_checksum", checksum, related=(("application",), ("access_token",), ("user", "oidc_subject")),
+        return first(model, "token_checksum", checksum, related=(("access_token",), ("user", "oidc_subject")),
                      annotations=born, order_revoked=True)
 
     def save_id_token(self, id_token):

@@ -76,16 +76,13 @@ class OrmStore(Store):
         get_refresh_token_model().revoke_family(family)
 
     def read_access_token(self, checksum):
-        return (
-            get_access_token_model().objects.select_related("application", "user__oidc_subject")
-            .filter(token_checksum=checksum).first()
-        )
+        return get_access_token_model().objects.select_related("user__oidc_subject").filter(token_checksum=checksum).first()
 
     def read_refresh_token(self, checksum):
         model = get_refresh_token_model()
         born = model.objects.filter(token_family=OuterRef("token_family")).order_by("created").values("created")[:1]
         return (
-            model.objects.select_related("application", "access_token", "user__oidc_subject")
+            model.objects.select_related("access_token", "user__oidc_subject")
             .annotate(family_born=Subquery(born))
             .filter(token_checksum=checksum)
             .order_by(F("revoked").desc(nulls_first=True))  # the live row first, were a checksum issued twice
