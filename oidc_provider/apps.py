@@ -27,11 +27,14 @@ class OIDCProviderConfig(AppConfig):
         _configure_django_oauth_toolkit()
 
         # These use the models, so they can be imported only once the app registry is ready;
-        # importing checks registers the system checks.
-        from . import checks, config_cache, keys, throttle  # noqa: F401
+        # importing checks and store registers their system checks.
+        from oauth2_provider.models import get_application_model
+
+        from . import checks, config_cache, keys, store, throttle  # noqa: F401
+        from .models import AccessAccount, AccessKey, ConfigVersion, GrantPolicy, SigningKey
         from .views.authorize import record_auth_time
 
-        config_cache.connect()
+        config_cache.connect(ConfigVersion, (get_application_model(), GrantPolicy, SigningKey, AccessAccount, AccessKey))
         throttle.connect()
 
         user_logged_in.connect(record_auth_time, dispatch_uid="oidc_provider.auth_time")

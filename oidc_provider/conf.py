@@ -38,6 +38,9 @@ DEFAULTS = {
     # How long a process may serve its copy of the JWKS without asking the database whether
     # the keys changed, while the copy announces the next key (keys.jwks_json). 0: every request asks.
     "JWKS_CACHE_SECONDS": 2,
+    # Where codes and tokens are read and written (oidc_provider.store): "orm" on any
+    # database, "fast" (prepared statements) on PostgreSQL and SQLite. None: fast where it can run.
+    "STORE": None,
     # On PostgreSQL, an access token issued with no other write (client credentials, AK/SK,
     # a password or implicit token without a refresh token) is answered before its commit
     # reaches the disk (synchronous_commit off for that one statement). A crash of the

@@ -23,7 +23,8 @@ class _ResponseTypes(dict):
 
 
 class PasswordGrant(ResourceOwnerPasswordCredentialsGrant):
-    """The resource owner password grant, with an ID token when scope has openid (CONTRACT §4).
+    """The resource owner password grant, with an ID token when scope has openid, as for
+    every other grant that issues tokens to a user.
 
     oauthlib calls this grant's token modifiers with the token alone, so the ID token is
     added here, by the same code that adds it to the other grants.
@@ -55,8 +56,8 @@ def _refuse_plain_pkce(grant):
 class Server(OpenIDServer):
     def __init__(self, request_validator, *args, **kwargs):
         super().__init__(request_validator, *args, **kwargs)
-        # Only the response types and grants of CONTRACT §4; the device grant and
-        # response_type=none are not offered.
+        # Only the response types and grants the provider offers: not the device grant,
+        # not response_type=none.
         self._response_types = _ResponseTypes({k: v for k, v in self._response_types.items() if k != "none"})
         self.password_grant = PasswordGrant(request_validator, id_token_grant=self.openid_connect_auth)
         self._grant_types = {k: v for k, v in self._grant_types.items() if not k.startswith("urn:")}

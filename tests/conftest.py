@@ -17,6 +17,19 @@ def _token_counts_written_at_once():
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _store_from_environment():
+    # OIDC_TEST_STORE=orm (or fast) runs the suite on that store (oidc_provider.store).
+    from django.conf import settings
+
+    name = os.environ.get("OIDC_TEST_STORE")
+    if not name:
+        yield
+        return
+    with override_settings(OIDC_PROVIDER={**settings.OIDC_PROVIDER, "STORE": name}):
+        yield
+
+
 @pytest.fixture
 def user(db):
     return UserFactory()

@@ -2,8 +2,8 @@
 
 The live server (``tests.live``: gunicorn, 4 workers x 4 threads) gets its own fresh
 database: SQLite, or on PostgreSQL when DATABASE_URL says so (``.ci/run`` runs the suite both
-ways). Single use is decided in the short transaction that saves the tokens (a code's DELETE,
-a refresh token's re-check under its row lock or SQLite's write lock), so it is raced on both.
+ways). Single use is decided by the store's write that saves the tokens (a code's DELETE, a
+refresh token's revoking UPDATE, each counting the rows it changed), so it is raced on both.
 Requests are released together by a barrier; every request has a timeout, so a deadlock
 shows up as a failure, not a hang.
 """

@@ -5,7 +5,7 @@ from django.views.generic import View
 from oauth2_provider.views import RevokeTokenView as DOTRevokeTokenView
 from oauth2_provider.views.mixins import OAuthLibMixin
 
-from ..validators import introspecting, read_ahead
+from ..validators import ConfidentialClientsOnly
 from .guards import MachineEndpoint
 
 
@@ -16,11 +16,15 @@ def _no_store(response):
 
 
 class IntrospectionView(MachineEndpoint, OAuthLibMixin, View):
+    @classmethod
+    def get_validator_class(cls):
+        validator = super().get_validator_class()
+        return type(f"Introspection{validator.__name__}", (ConfidentialClientsOnly, validator), {})
+
     def post(self, request, *args, **kwargs):
         core = self.get_oauthlib_core()
         uri, method, body, headers = core._extract_params(request)
-        with introspecting(), read_ahead.introspection(request.POST.get("token")):
-            headers, body, status = core.server.create_introspect_response(uri, method, body, headers)
+        headers, body, status = core.server.create_introspect_response(uri, method, body, headers)
         response = HttpResponse(body, status=status, content_type="application/json")
         for name, value in headers.items():
             response[name] = value

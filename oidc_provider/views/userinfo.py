@@ -1,11 +1,10 @@
 """The userinfo endpoint (OIDC Core 5.3)."""
 
-
 from django.http import JsonResponse
-from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import UserInfoView as DOTUserInfoView
 from oauth2_provider.views.mixins import OIDCOnlyMixin
 
+from ..store import store
 from ..validators import token_checksum
 from .guards import MachineEndpoint
 
@@ -47,7 +46,7 @@ class UserInfoView(MachineEndpoint, DOTUserInfoView):
         token = _bearer(request)
         if not token:
             return False
-        access_token = get_access_token_model().objects.filter(token_checksum=token_checksum(token)).first()
+        access_token = store.read_access_token(token_checksum(token))
         if access_token is None or access_token.is_expired():
             return False
         return access_token.user_id is None or "openid" not in access_token.scope.split()
