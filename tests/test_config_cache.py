@@ -9,7 +9,6 @@ import secrets
 import time
 
 import jwt
-import psycopg
 import pytest
 import requests
 from django.db import connection
@@ -21,7 +20,7 @@ from oidc_provider.models import Application, ConfigVersion, GrantPolicy, Signin
 from tests.factories import ApplicationFactory
 from tests.helpers import authorize, basic_auth, consent, exchange, fragment_of, get_code, query_of
 
-from .live import HTTP_TIMEOUT, is_postgres, live_provider  # noqa: F401
+from .live import HTTP_TIMEOUT, live_provider  # noqa: F401
 
 # More requests than the live server has workers x threads, so every worker has cached.
 REQUESTS = 24
@@ -297,41 +296,6 @@ def test_without_the_version_row_nothing_is_cached(client):
     assert client.post("/oidc/token", body, HTTP_AUTHORIZATION=auth).status_code == 200
     Application.objects.filter(pk=app.pk).update(grant_types=[])
     assert client.post("/oidc/token", body, HTTP_AUTHORIZATION=auth).json()["error"] == "unauthorized_client"
-
-
-@pytest.mark.skipif(not is_postgres(), reason="PostgreSQL only: a server that drops the workers' connections")
-def test_requests_are_answered_after_the_server_dropped_every_connection(live_provider):
-    # Persistent connections (CONN_MAX_AGE) the server has dropped are found by the health
-    # check and replaced: the next requests must still be answered.
-    app = live_provider.create_app(f"drop-{secrets.token_hex(3)}", "service", grants=["client_credentials"])
-    userinfo = live_provider.url("/oidc/me")
-
-    def answers():
-        tokens = {_cc(live_provider, app["client_id"], app["client_secret"]).status_code for _ in range(REQUESTS)}
-        unknown = {
-            requests.get(userinfo, headers={"Authorization": "Bearer no-such-token"}, timeout=HTTP_TIMEOUT).status_code
-            for _ in range(REQUESTS)
-        }
-        return tokens, unknown
-
-    assert answers() == ({200}, {401})
-    with psycopg.connect(live_provider.postgres.admin_conninfo, autocommit=True, connect_timeout=10) as admin:
-        dropped = admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [live_provider.postgres.name],
-        ).fetchone()[0]
-    assert dropped >= 1
-    assert answers() == ({200}, {401})
-    # Userinfo first: its token lookup is the first read on a dropped connection.
-    with psycopg.connect(live_provider.postgres.admin_conninfo, autocommit=True, connect_timeout=10) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [live_provider.postgres.name],
-        )
-    assert {
-        requests.get(userinfo, headers={"Authorization": "Bearer no-such-token"}, timeout=HTTP_TIMEOUT).status_code
-        for _ in range(REQUESTS)
-    } == {401}
 
 
 # -- the JWKS copy ---------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Token introspection (RFC 7662) and revocation (RFC 7009), both client-authenticated."""
 
+from functools import cache
+
 from django.http import HttpResponse
 from django.views.generic import View
 from oauth2_provider.views import RevokeTokenView as DOTRevokeTokenView
@@ -7,6 +9,12 @@ from oauth2_provider.views.mixins import OAuthLibMixin
 
 from ..validators import ConfidentialClientsOnly
 from .guards import MachineEndpoint
+
+
+@cache
+def _confidential_only(validator):
+    """The configured validator, answering confidential clients only (made once per class)."""
+    return type(f"Introspection{validator.__name__}", (ConfidentialClientsOnly, validator), {})
 
 
 def _no_store(response):
@@ -18,8 +26,7 @@ def _no_store(response):
 class IntrospectionView(MachineEndpoint, OAuthLibMixin, View):
     @classmethod
     def get_validator_class(cls):
-        validator = super().get_validator_class()
-        return type(f"Introspection{validator.__name__}", (ConfidentialClientsOnly, validator), {})
+        return _confidential_only(super().get_validator_class())
 
     def post(self, request, *args, **kwargs):
         core = self.get_oauthlib_core()
