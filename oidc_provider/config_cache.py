@@ -9,7 +9,8 @@ SELECT, so a change applies from the next request on, in every worker.
 
 The value is random, not a counter: a rolled-back change restores the old value together
 with the old rows, so no stale copy can ever match a newer state. A reader that tolerates a
-bounded delay (the JWKS) can skip that SELECT with ``recent()``.
+bounded delay (the JWKS) can skip that SELECT with ``recent()``; a request whose first
+statement is a SELECT of its own can carry the version in it (``version_sql()``, ``observe()``).
 """
 
 import random
@@ -70,6 +71,23 @@ def _adopt(version, committed):
     if getattr(_local, "in_request", False):
         _local.checked = snapshot
     return snapshot
+
+
+def version_sql(using):
+    """A scalar subquery reading the version, for a request's SELECT on database ``using`` to
+    carry as one more column, or None when this request has checked the version already (or
+    keeps it elsewhere). Hand the column's value to ``observe()``."""
+    if not getattr(_local, "in_request", False) or getattr(_local, "checked", None) is not None:
+        return None
+    if router.db_for_read(_version_model) != using:
+        return None
+    connection = connections[using]
+    return f"(SELECT value FROM {connection.ops.quote_name(_version_model._meta.db_table)} WHERE id = 1)"
+
+
+def observe(version, using):
+    """Take the version a ``version_sql()`` column read, as if ``get()`` had read it."""
+    _adopt(version, not connections[using].in_atomic_block)
 
 
 def get(key, load):

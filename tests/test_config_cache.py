@@ -370,6 +370,22 @@ def test_a_change_elsewhere_applies_to_the_next_code_exchange_for_one_read_of_th
     assert len(version_reads) == 1
 
 
+def test_a_userinfo_after_a_change_elsewhere_reads_the_version_once_and_the_application_afresh(logged_in, web_app):
+    """The version may travel inside the token's SELECT; either way a change elsewhere drops
+    the copy, and the token's application is read again, not taken from the old copy."""
+    bearer = "Bearer " + exchange(logged_in, web_app, get_code(logged_in, web_app)["code"],
+                                  secret=web_app.plaintext_secret).json()["access_token"]
+    assert logged_in.get("/oidc/me", HTTP_AUTHORIZATION=bearer).status_code == 200
+    _bump_version_as_another_process()
+    with CaptureQueriesContext(connection) as captured:
+        response = logged_in.get("/oidc/me", HTTP_AUTHORIZATION=bearer)
+    assert response.status_code == 200 and response.json()["sub"]
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert len([q for q in sql if "oidc_provider_configversion" in q]) == 1, sql
+    tables = [q.split(" FROM ")[1].split()[0].strip('"`') for q in sql if " FROM " in q]
+    assert Application._meta.db_table in tables, sql
+
+
 # -- the authorization endpoint: a change elsewhere applies to the very next request ----------
 
 SPA_URI = "https://spa.example.com/cb"

@@ -28,8 +28,6 @@ COMMON = {
     # version, session, user, the remembered consent, INSERT the code's Grant (the
     # application comes from config_cache, found there by the request's validation).
     "authorization": 5,
-    # version; token+user+sub; the token's application (cached after the first request).
-    "userinfo": 3,
     "introspection": 3,
     # Once the token's application (and an AK/SK token's account) is in config_cache: the
     # version and the token's SELECT.
@@ -52,6 +50,10 @@ BUDGETS = {
         "refresh_token": 7,
         # version, the token, and one statement revoking it and writing its successors.
         "refresh_token_postgresql": 3,
+        # token+user+sub carrying the version; the token's application (cached after the
+        # first request).
+        "userinfo": 2,
+        "userinfo_warm": 1,
     },
     "orm": {
         **COMMON,
@@ -62,6 +64,9 @@ BUDGETS = {
         # rows it deletes (DOT's revoke deletes its access token through the ORM's collector).
         "refresh_token": 11,
         "refresh_token_postgresql": 11,
+        # version; token+user+sub; the token's application (cached after the first request).
+        "userinfo": 3,
+        "userinfo_warm": 2,
     },
 }
 
@@ -158,6 +163,14 @@ def test_userinfo(client, tokens, django_assert_max_num_queries):
     with django_assert_max_num_queries(budget("userinfo")):
         response = client.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
     assert response.status_code == 200
+
+
+def test_userinfo_once_the_tokens_application_is_cached(client, tokens, django_assert_max_num_queries):
+    bearer = f"Bearer {tokens['access_token']}"
+    client.get("/oidc/me", HTTP_AUTHORIZATION=bearer)
+    with django_assert_max_num_queries(budget("userinfo_warm")):
+        response = client.get("/oidc/me", HTTP_AUTHORIZATION=bearer)
+    assert response.status_code == 200 and response.json()["sub"]
 
 
 def test_introspection(client, web_app, tokens, django_assert_max_num_queries):

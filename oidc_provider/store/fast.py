@@ -29,6 +29,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
+from .. import config_cache
 from ..conf import oidc_settings
 from ..models import RedeemedCode
 from .orm import OrmStore
@@ -88,7 +89,10 @@ class FastStore(OrmStore):
         return bool(chain.execute())
 
     def read_access_token(self, checksum):
-        return first(get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"))
+        # Usually a request's first statement (userinfo): it carries config_cache's version,
+        # which the token's application is then read against, and spares that round trip.
+        return first(get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"),
+                     config_version=True)
 
     def read_refresh_token(self, checksum):
         model = get_refresh_token_model()
@@ -233,7 +237,7 @@ class _Expression:
         self.output_field = self.target = self.field = output_field
 
 
-def _prepare_select(model, field_name, chains, connection, annotations, order_revoked):
+def _prepare_select(model, field_name, chains, connection, annotations, order_revoked, version_sql):
     qn = connection.ops.quote_name
     steps, joins = _join_plan(model, chains, connection)
     columns, tables = [], []
@@ -250,6 +254,8 @@ def _prepare_select(model, field_name, chains, connection, annotations, order_re
         col = _Expression(output_field)
         converters = connection.ops.get_db_converters(col) + output_field.get_db_converters(connection)
         columns.append((sql_of(qn), col, converters))
+    if version_sql is not None:
+        columns.append((version_sql, None, []))
     where = model._meta.get_field(field_name)
     # The live row first, were a checksum ever issued twice (unique with ``revoked``).
     revoked = qn(model._meta.get_field("revoked").column) if order_revoked else None
@@ -260,19 +266,21 @@ def _prepare_select(model, field_name, chains, connection, annotations, order_re
     return sql, where, [(c[1], c[2]) for c in columns], tables, [name for name, _ in annotations]
 
 
-def first(model, field_name, value, related=(), *, annotations=(), order_revoked=False):
+def first(model, field_name, value, related=(), *, annotations=(), order_revoked=False, config_version=False):
     """The first ``model`` row whose ``field_name`` equals ``value`` (or None), with the
     ``related`` chain (forward or reverse one-to-one, e.g. ``("user", "oidc_subject")``), or
     several chains (``(("access_token",), ("user", "oidc_subject"))``), loaded and cached like
     ``select_related``. ``annotations``: ``(name, (sql_of, output_field))`` pairs, computed
     columns set as attributes of the row; ``sql_of(quote_name)`` returns the column's SQL, in
-    which the row's table is ``t0`` (a module-level function: it is part of the cache key)."""
+    which the row's table is ``t0`` (a module-level function: it is part of the cache key).
+    ``config_version``: carry config_cache's version when the request has yet to read it."""
     using = router.db_for_read(model)
     connection = connections[using]
     chains = (tuple(related),) if related and isinstance(related[0], str) else tuple(tuple(c) for c in related)
-    key = (model, field_name, chains, using, tuple(annotations), order_revoked)
+    version_sql = config_cache.version_sql(using) if config_version else None
+    key = (model, field_name, chains, using, tuple(annotations), order_revoked, version_sql)
     if key not in _selects:
-        _selects[key] = _prepare_select(model, field_name, chains, connection, annotations, order_revoked)
+        _selects[key] = _prepare_select(model, field_name, chains, connection, annotations, order_revoked, version_sql)
     sql, where, columns, tables, annotated = _selects[key]
     with connection.cursor() as cursor:
         cursor.execute(sql, [where.get_db_prep_value(value, connection)])
@@ -280,6 +288,9 @@ def first(model, field_name, value, related=(), *, annotations=(), order_revoked
     if row is None:
         return None
     values = list(row)
+    if version_sql is not None:
+        config_cache.observe(values.pop(), using)
+        columns = columns[:-1]
     for i, (col, converters) in enumerate(columns):
         for converter in converters:
             values[i] = converter(values[i], col, connection)
