@@ -2,7 +2,9 @@
 
 Every code and token is read and written through ``store``; what passes between oauthlib's
 calls travels on the attributes oauthlib and DOT define for it (``request.user``,
-``request.scopes``, ``request.refresh_token_instance``, ``request.id_token``, ...).
+``request.scopes``, ``request.refresh_token_instance``, ``request.id_token``, ...), and on one
+of ours: ``request.access_token_read_ahead``, (checksum, access token or None) of the token an
+introspection names, read before its caller is authenticated (see ConfidentialClientsOnly).
 """
 
 import base64
@@ -495,7 +497,7 @@ class OIDCValidator(OAuth2Validator):
             lookups.reverse()
         caller = request.client
         for lookup in lookups:
-            found = lookup(checksum)
+            found = lookup(checksum, request)
             if found is None:
                 continue
             owner, claims_ = found
@@ -531,15 +533,17 @@ class OIDCValidator(OAuth2Validator):
         )
 
 
-    def _introspect_access_token(self, checksum):
-        token = self._with_application(store.read_access_token(checksum))
+    def _introspect_access_token(self, checksum, request):
+        read_ahead = getattr(request, "access_token_read_ahead", None)
+        token = read_ahead[1] if read_ahead and read_ahead[0] == checksum else store.read_access_token(checksum)
+        token = self._with_application(token)
         if token is None or token.is_expired():
             return None
         data = self._token_claims(token, "Bearer", token.scope)
         data.update(exp=int(token.expires.timestamp()), aud=token.application.client_id)
         return token.application, data
 
-    def _introspect_refresh_token(self, checksum):
+    def _introspect_refresh_token(self, checksum, request):
         token = self._with_application(store.read_refresh_token(checksum))
         if token is None or token.revoked is not None or token.access_token is None:
             return None
@@ -623,6 +627,15 @@ class ConfidentialClientsOnly:
 
     def client_authentication_required(self, request, *args, **kwargs):
         return True
+
+    def authenticate_client(self, request, *args, **kwargs):
+        # The access token is read before the client is authenticated: the fast store's
+        # SELECT then carries config_cache's version, which the authentication would
+        # otherwise read in a round trip of its own. introspect_token takes it from here.
+        if request.token and request.token_type_hint != "refresh_token":
+            checksum = token_checksum(request.token)
+            request.access_token_read_ahead = (checksum, store.read_access_token(checksum))
+        return super().authenticate_client(request, *args, **kwargs)
 
     def may_authenticate(self, client):
         return client.client_type == Application.CLIENT_CONFIDENTIAL

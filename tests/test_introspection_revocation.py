@@ -58,6 +58,28 @@ def test_unknown_token_is_inactive_and_bad_client_is_401(client, web_app):
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
 
 
+def test_a_caller_with_a_wrong_secret_learns_nothing_of_a_live_token(client, web_app, tokens):
+    """RFC 7662 §2.1: the endpoint requires authorization; a token read before the caller is
+    authenticated must not reach the answer of one who fails."""
+    response = client.post(
+        "/oidc/token/introspection", {"token": tokens["access_token"]}, HTTP_AUTHORIZATION=basic_auth(web_app.client_id, "bad"),
+    )
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    assert "active" not in response.json() and "sub" not in response.json()
+
+
+def test_a_refresh_token_introspects_without_a_hint(client, web_app, tokens):
+    """RFC 7662 §2.1: the hint is optional; the server looks the token up in every kind."""
+    data = _introspect(client, web_app, tokens["refresh_token"]).json()
+    assert data["active"] is True and data["token_type"] == "refresh_token"
+
+
+def test_an_access_token_introspects_under_a_wrong_hint(client, web_app, tokens):
+    """RFC 7662 §2.1: a hint that is wrong only widens the search."""
+    data = _introspect(client, web_app, tokens["access_token"], token_type_hint="refresh_token").json()
+    assert data["active"] is True and data["token_type"] == "Bearer"
+
+
 def test_introspection_without_token_is_invalid_request(client, web_app):
     response = client.post("/oidc/token/introspection", {}, HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret))
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"

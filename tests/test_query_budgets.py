@@ -28,10 +28,6 @@ COMMON = {
     # version, session, user, the remembered consent, INSERT the code's Grant (the
     # application comes from config_cache, found there by the request's validation).
     "authorization": 5,
-    "introspection": 3,
-    # Once the token's application (and an AK/SK token's account) is in config_cache: the
-    # version and the token's SELECT.
-    "introspection_warm": 2,
     # version, INSERT access token (the dashboard count runs after COMMIT, which the test
     # transaction never reaches); AK/SK: last_used_at is written at most once a minute per key.
     "client_credentials": 2,
@@ -54,6 +50,11 @@ BUDGETS = {
         # first request).
         "userinfo": 2,
         "userinfo_warm": 1,
+        # The token (read before the client's authentication) carrying the version; the
+        # token's application. Once that (and an AK/SK token's account) is in config_cache,
+        # the token's SELECT alone.
+        "introspection": 2,
+        "introspection_warm": 1,
     },
     "orm": {
         **COMMON,
@@ -67,6 +68,10 @@ BUDGETS = {
         # version; token+user+sub; the token's application (cached after the first request).
         "userinfo": 3,
         "userinfo_warm": 2,
+        # version; the token (read before the client's authentication); its application.
+        # Once that (and an AK/SK token's account) is in config_cache: version and token.
+        "introspection": 3,
+        "introspection_warm": 2,
     },
 }
 
