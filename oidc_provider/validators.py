@@ -2,9 +2,8 @@
 
 Every code and token is read and written through ``store``; what passes between oauthlib's
 calls travels on the attributes oauthlib and DOT define for it (``request.user``,
-``request.scopes``, ``request.refresh_token_instance``, ``request.id_token``, ...), and on one
-of ours: ``request.access_token_read_ahead``, (checksum, access token or None) of the token an
-introspection names, read before its caller is authenticated (see ConfidentialClientsOnly).
+``request.scopes``, ``request.refresh_token_instance``, ``request.id_token``, ...); the rows a
+request names are read once per request (``OIDCValidator._row``).
 """
 
 import base64
@@ -33,6 +32,18 @@ from . import access_keys, claims, config_cache, keys, policy, secrets, signals,
 from .conf import oidc_settings
 from .models import AccessAccount, Application
 from .store import Tokens, store
+
+def _read_code(digest):
+    return store.read_code(digest)
+
+
+def _read_access_token(checksum):
+    return store.read_access_token(checksum)
+
+
+def _read_refresh_token(checksum):
+    return store.read_refresh_token(checksum)
+
 
 def token_checksum(token):
     """The stored digest of an access or refresh token (DOT's ``token_checksum``)."""
@@ -128,6 +139,7 @@ class OIDCValidator(OAuth2Validator):
         credentials are checked, from the per-process copy of the blocks: a success pays no
         round trip for the throttle. Only a failure is counted (and announced).
         """
+        self._read_named_row(request)
         client_id, client_secret = self._presented_credentials(request)
         self._refuse_if_blocked(request, client_id)
         if self._check_client_credentials(request, client_id, client_secret) and self.may_authenticate(request.client):
@@ -192,6 +204,7 @@ class OIDCValidator(OAuth2Validator):
     def authenticate_client_id(self, client_id, request, *args, **kwargs):
         # A public client names itself without a secret; an unknown name is a failure like
         # a wrong secret, counted and throttled the same way.
+        self._read_named_row(request)
         self._refuse_if_blocked(request, client_id)
         if super().authenticate_client_id(client_id, request, *args, **kwargs):
             return True
@@ -288,20 +301,34 @@ class OIDCValidator(OAuth2Validator):
     def validate_user_match(self, id_token_hint, scopes, claims, request):
         return True
 
-    # -- codes: single use, and a replay revokes what the first exchange issued ----
+    # -- the row a request names, read once ------------------------------------------
+
+    # oauthlib asks for a code's row up to six times per exchange, and the row a request
+    # names is read before its client is authenticated: each is read once per request, and
+    # forgotten with the request.
+    _rows = WeakKeyDictionary()
+
+    def _row(self, request, read, key):
+        """``read(key)`` (a store read), once per request."""
+        rows = self._rows.setdefault(request, {})
+        if (read, key) not in rows:
+            rows[(read, key)] = read(key)
+        return rows[(read, key)]
+
+    def _read_named_row(self, request):
+        """Read the code or refresh token a token request names before its client is
+        authenticated: the fast store's SELECT then carries config_cache's version, which
+        the authentication would otherwise read in a round trip of its own."""
+        if request.grant_type == "authorization_code" and isinstance(request.code, str):
+            self._grant(request.code, request)
+        elif request.grant_type == "refresh_token" and isinstance(request.refresh_token, str):
+            self._refresh_token_row(request.refresh_token, request)
 
     # -- codes: single use, and a replay revokes what the first exchange issued ----
-
-    # oauthlib asks for a code's row up to six times per exchange: it is read once per
-    # request, and forgotten with the request.
-    _grants = WeakKeyDictionary()
 
     def _grant(self, code, request):
         """The Grant row of this code (its user and subject joined), or None."""
-        grants = self._grants.setdefault(request, {})
-        if code not in grants:
-            grants[code] = store.read_code(code_digest(code))
-        return grants[code]
+        return self._row(request, _read_code, code_digest(code))
 
     def save_authorization_code(self, client_id, code, request, *args, **kwargs):
         if request.code_challenge_method == "plain":  # RFC 9700 §2.1.1 (our server refuses it earlier)
@@ -389,7 +416,7 @@ class OIDCValidator(OAuth2Validator):
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         """A live refresh token of this client, within its lifetimes. A revoked one coming
         back is a replay (RFC 9700 §4.14.2): its whole family is revoked."""
-        rt = store.read_refresh_token(token_checksum(refresh_token))
+        rt = self._refresh_token_row(refresh_token, request)
         if rt is None or rt.application_id != client.pk:
             return False
         if rt.revoked is not None:
@@ -409,6 +436,10 @@ class OIDCValidator(OAuth2Validator):
         request.refresh_token = refresh_token
         request.refresh_token_instance = rt
         return True
+
+    def _refresh_token_row(self, refresh_token, request):
+        """The row of this refresh token (live or revoked; see store.read_refresh_token), or None."""
+        return self._row(request, _read_refresh_token, token_checksum(refresh_token))
 
     def _refresh_token_replayed(self, rt, client, request):
         if rt.token_family and oauth2_settings.REFRESH_TOKEN_REUSE_PROTECTION:
@@ -534,9 +565,7 @@ class OIDCValidator(OAuth2Validator):
 
 
     def _introspect_access_token(self, checksum, request):
-        read_ahead = getattr(request, "access_token_read_ahead", None)
-        token = read_ahead[1] if read_ahead and read_ahead[0] == checksum else store.read_access_token(checksum)
-        token = self._with_application(token)
+        token = self._with_application(self._row(request, _read_access_token, checksum))
         if token is None or token.is_expired():
             return None
         data = self._token_claims(token, "Bearer", token.scope)
@@ -628,14 +657,10 @@ class ConfidentialClientsOnly:
     def client_authentication_required(self, request, *args, **kwargs):
         return True
 
-    def authenticate_client(self, request, *args, **kwargs):
-        # The access token is read before the client is authenticated: the fast store's
-        # SELECT then carries config_cache's version, which the authentication would
-        # otherwise read in a round trip of its own. introspect_token takes it from here.
-        if request.token and request.token_type_hint != "refresh_token":
-            checksum = token_checksum(request.token)
-            request.access_token_read_ahead = (checksum, store.read_access_token(checksum))
-        return super().authenticate_client(request, *args, **kwargs)
+    def _read_named_row(self, request):
+        # The access token an introspection names (unless hinted to be a refresh token).
+        if isinstance(request.token, str) and request.token_type_hint != "refresh_token":
+            self._row(request, _read_access_token, token_checksum(request.token))
 
     def may_authenticate(self, client):
         return client.client_type == Application.CLIENT_CONFIDENTIAL

@@ -20,7 +20,8 @@ from oidc_provider.validators import code_digest, code_token_family, token_check
 from tests.factories import ApplicationFactory
 from tests.helpers import authorize, basic_auth, exchange, get_code
 
-# Every request reads config_cache's version first (one SELECT). The fast store writes a
+# Every request reads config_cache's version first: one SELECT of its own, or, on the fast
+# store, a column of the request's first SELECT of a code or token. The fast store writes a
 # code's redemption or a rotation as one statement on PostgreSQL and back to back in one
 # transaction on SQLite (savepoint-free inside the test's transaction); the ORM store in a
 # transaction.atomic block, which inside the test's transaction adds a SAVEPOINT and its RELEASE.
@@ -36,16 +37,17 @@ COMMON = {
 BUDGETS = {
     "fast": {
         **COMMON,
-        # version, Grant+user+sub, DELETE grant, INSERT ID/access/refresh tokens.
-        "authorization_code": 6,
-        # version, Grant+user+sub, and one statement deleting the Grant and inserting the rows.
-        "authorization_code_postgresql": 3,
-        # version, the token with its access token, user, sub and family's birth; UPDATE (its
-        # revocation, judged by the rows it changed), DELETE its access token, INSERT ID,
-        # access and refresh tokens.
-        "refresh_token": 7,
-        # version, the token, and one statement revoking it and writing its successors.
-        "refresh_token_postgresql": 3,
+        # Grant+user+sub carrying the version (read before the client's authentication),
+        # DELETE grant, INSERT ID/access/refresh tokens.
+        "authorization_code": 5,
+        # Grant+user+sub+version, and one statement deleting the Grant and inserting the rows.
+        "authorization_code_postgresql": 2,
+        # The token with its access token, user, sub, family's birth and the version (read
+        # before the client's authentication); UPDATE (its revocation, judged by the rows it
+        # changed), DELETE its access token, INSERT ID, access and refresh tokens.
+        "refresh_token": 6,
+        # The token+version, and one statement revoking it and writing its successors.
+        "refresh_token_postgresql": 2,
         # token+user+sub carrying the version; the token's application (cached after the
         # first request).
         "userinfo": 2,
@@ -58,10 +60,10 @@ BUDGETS = {
     },
     "orm": {
         **COMMON,
-        # The fast store's statements, and SAVEPOINT/RELEASE around them.
+        # The version, the fast store's statements, and SAVEPOINT/RELEASE around them.
         "authorization_code": 8,
         "authorization_code_postgresql": 8,
-        # The fast store's, and the savepoint pair; the ORM reads the family's birth and the
+        # The version, the fast store's, and the savepoint pair; the ORM reads the family's birth and the
         # rows it deletes (DOT's revoke deletes its access token through the ORM's collector).
         "refresh_token": 11,
         "refresh_token_postgresql": 11,

@@ -130,6 +130,27 @@ def test_wrong_client_secret_is_invalid_client_401(logged_in, web_app, secret):
     assert _error(response, 401) == "invalid_client"
 
 
+def test_a_code_presented_with_a_wrong_secret_is_refused_and_stays_redeemable(logged_in, web_app):
+    """RFC 6749 §3.2.1, §4.1.3: the client authenticates before its code is accepted; the code
+    read ahead of that authentication is neither spent nor revealed by a failed attempt."""
+    code = get_code(logged_in, web_app)["code"]
+    assert _error(exchange(logged_in, web_app, code, secret="wrong"), 401) == "invalid_client"
+    assert Grant.objects.filter(code=code_digest(code)).exists()
+    response = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret)
+    assert response.status_code == 200 and response.json()["id_token"], response.content
+
+
+def test_a_refresh_token_presented_with_a_wrong_secret_is_refused_and_stays_live(logged_in, web_app):
+    """RFC 6749 §6: a confidential client authenticates before its refresh token is rotated."""
+    tokens = exchange(logged_in, web_app, get_code(logged_in, web_app)["code"], secret=web_app.plaintext_secret).json()
+    data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    refused = logged_in.post("/oidc/token", data, HTTP_AUTHORIZATION=basic_auth(web_app.client_id, "wrong"))
+    assert _error(refused, 401) == "invalid_client"
+    assert not RefreshToken.objects.filter(revoked__isnull=False).exists()
+    rotated = logged_in.post("/oidc/token", data, HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret))
+    assert rotated.status_code == 200 and rotated.json()["refresh_token"] != tokens["refresh_token"], rotated.content
+
+
 def test_stored_digest_is_not_accepted_as_the_secret(logged_in, web_app):
     code = get_code(logged_in, web_app)["code"]
     response = exchange(logged_in, web_app, code, secret=web_app.client_secret)

@@ -46,7 +46,7 @@ class FastStore(OrmStore):
         return insert(grant, durable=not oidc_settings.ASYNC_COMMIT_AUTHORIZATION_CODES)
 
     def read_code(self, digest):
-        return first(get_grant_model(), "code", digest, related=("user", "oidc_subject"))
+        return first(get_grant_model(), "code", digest, related=("user", "oidc_subject"), config_version=True)
 
     def redeem_code(self, digest, application, tokens):
         rows = _rows(tokens)
@@ -89,8 +89,6 @@ class FastStore(OrmStore):
         return bool(chain.execute())
 
     def read_access_token(self, checksum):
-        # Usually a request's first statement (userinfo): it carries config_cache's version,
-        # which the token's application is then read against, and spares that round trip.
         return first(get_access_token_model(), "token_checksum", checksum, related=("user", "oidc_subject"),
                      config_version=True)
 
@@ -98,7 +96,7 @@ class FastStore(OrmStore):
         model = get_refresh_token_model()
         born = (("family_born", (_family_born_sql, model._meta.get_field("created"))),)
         return first(model, "token_checksum", checksum, related=(("access_token",), ("user", "oidc_subject")),
-                     annotations=born, order_revoked=True)
+                     annotations=born, order_revoked=True, config_version=True)
 
     def save_id_token(self, id_token):
         if not _insertable(type(id_token)):
