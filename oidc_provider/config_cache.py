@@ -11,11 +11,19 @@ The value is random, not a counter: a rolled-back change restores the old value 
 with the old rows, so no stale copy can ever match a newer state. A reader that tolerates a
 bounded delay (the JWKS) can skip that SELECT with ``recent()``; a request whose first
 statement is a SELECT of its own can carry the version in it (``version_sql()``, ``observe()``).
+
+A request whose only statement is the write of its outcome (client credentials: one access
+token) skips the read (``assuming()``): it decides on the copy as it stands, and its write
+takes effect only while the version is still the one assumed (``assumed_version()``, the
+INSERT's own condition). Before it answers anything else, or announces a refusal, it reads
+the version (``confirm()``). Either way, when the version moved, ``Changed`` is raised and the
+request is run again with the version read as usual.
 """
 
 import random
 import threading
 import time
+from contextlib import contextmanager
 
 from django.core.signals import request_finished, request_started
 from django.db import connections, router
@@ -42,20 +50,77 @@ _local = threading.local()
 _version_model = None  # ConfigVersion, given by connect()
 
 
+class Changed(Exception):
+    """The configuration changed since the version this request assumed: run it again."""
+
+
 def _read_version():
     connection = connections[router.db_for_read(_version_model)]
     committed = not connection.in_atomic_block
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT value FROM {connection.ops.quote_name(_version_model._meta.db_table)} WHERE id = 1")
+        cursor.execute(_version_select(connection))
         row = cursor.fetchone()
     return (row[0] if row else None), committed
+
+
+def _version_select(connection):
+    return f"SELECT value FROM {connection.ops.quote_name(_version_model._meta.db_table)} WHERE id = 1"
+
+
+def version_subquery(using):
+    """The version as a scalar subquery for a statement on database ``using`` (a write
+    conditional on ``assumed_version()``), or None when it is kept on another database."""
+    if router.db_for_read(_version_model) != using:
+        return None
+    return f"({_version_select(connections[using])})"
 
 
 def _snapshot():
     checked = getattr(_local, "checked", None)
     if checked is not None:
         return checked
+    current = _current  # once: another thread may replace it meanwhile
+    if getattr(_local, "assuming", False) and current.version is not None:
+        _local.checked, _local.assumed = current, current.version
+        return current
     return _adopt(*_read_version())
+
+
+@contextmanager
+def assuming():
+    """Within the block, the request decides on this process's copy without reading its
+    version. What it writes must be conditional on ``assumed_version()`` (or call
+    ``confirm()`` first), and it must ``confirm()`` before it answers or announces anything
+    else; see the module's docstring."""
+    _local.assuming, _local.assumed = True, None
+    try:
+        yield
+    finally:
+        if _local.assumed is not None or not getattr(_local, "in_request", False):
+            _local.checked = None  # not confirmed, or no request to keep it for
+        _local.assuming, _local.assumed = False, None
+
+
+def assumed_version():
+    """The version this request assumed and has yet to confirm, or None."""
+    return getattr(_local, "assumed", None)
+
+
+def confirmed():
+    """A write conditional on ``assumed_version()`` took effect: the assumption held."""
+    _local.assumed = None
+
+
+def confirm():
+    """Read the version if this request assumed one; raise ``Changed`` if it moved."""
+    assumed = assumed_version()
+    if assumed is None:
+        return
+    _local.assumed = None
+    version, committed = _read_version()
+    _adopt(version, committed)
+    if version != assumed:
+        raise Changed
 
 
 def _adopt(version, committed):
@@ -79,10 +144,7 @@ def version_sql(using):
     keeps it elsewhere). Hand the column's value to ``observe()``."""
     if not getattr(_local, "in_request", False) or getattr(_local, "checked", None) is not None:
         return None
-    if router.db_for_read(_version_model) != using:
-        return None
-    connection = connections[using]
-    return f"(SELECT value FROM {connection.ops.quote_name(_version_model._meta.db_table)} WHERE id = 1)"
+    return version_subquery(using)
 
 
 def observe(version, using):

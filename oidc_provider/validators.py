@@ -153,6 +153,7 @@ class OIDCValidator(OAuth2Validator):
     def _refuse_if_blocked(self, request, client_id):
         retry_after = throttle.client_auth_blocked(client_id, request.headers)
         if retry_after:
+            config_cache.confirm()  # a refusal is announced only on the current configuration
             signals.client_authentication_failed.send(
                 sender=type(self), client_id=_printable(client_id), ip_address=throttle.client_address(request.headers),
                 throttled=True, request=request,
@@ -161,6 +162,7 @@ class OIDCValidator(OAuth2Validator):
 
     def _client_auth_failed(self, request, client_id):
         """Count and announce a failed client authentication; False, or 429 once too many."""
+        config_cache.confirm()  # a refusal is counted only on the current configuration
         ip = throttle.client_ip(request.headers)
         retry_after = throttle.record_client_auth_failure(client_id, ip)
         signals.client_authentication_failed.send(
@@ -245,6 +247,7 @@ class OIDCValidator(OAuth2Validator):
         grant = policy.TOKEN_GRANT_TYPES.get(grant_type)
         if grant and policy.may_use(client, grant):
             return True
+        config_cache.confirm()  # a refusal is announced only on the current configuration
         signals.grant_refused.send(sender=type(self), application=client, grant=grant_type, reason="unauthorized_client", request=request)
         raise errors.UnauthorizedClientError(
             description=f"This client may not use grant_type={grant_type}: the application does not hold that grant, "

@@ -203,6 +203,42 @@ def test_a_secret_rotated_elsewhere_works_on_the_first_try_and_the_old_one_fails
     assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=basic_auth(app.client_id, "first-secret")).status_code == 401
 
 
+def test_a_new_secret_the_copy_has_not_seen_is_neither_counted_nor_announced_as_a_failure(client, db):
+    """The copy would refuse the new secret; the refusal is checked against the current
+    configuration before it is counted, so the client gets its token and no failure is
+    recorded against it (which would bring it nearer a lockout)."""
+    from console.audit import CLIENT_AUTH_FAILED
+    from console.models import AuditEvent
+    from oidc_provider.models import ThrottleCount
+
+    app = _service_app("Rotated, counted", "first-secret")
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=basic_auth(app.client_id, "first-secret")).status_code == 200
+    _set_secret_as_another_process(app, "second-secret")
+    counts = ThrottleCount.objects.count()
+    response = client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=basic_auth(app.client_id, "second-secret"))
+    assert response.status_code == 200, response.content
+    assert not AuditEvent.objects.filter(action=CLIENT_AUTH_FAILED).exists()
+    assert ThrottleCount.objects.count() == counts
+
+
+def test_a_client_credentials_request_after_a_change_elsewhere_writes_under_the_new_version(client, db):
+    """The first request after a change assumed the old version: its INSERT wrote nothing, and
+    the request ran again on the version read, so exactly one token exists for it."""
+    from oauth2_provider.models import get_access_token_model
+
+    app = _service_app("Changed meanwhile", "cm-secret")
+    auth = basic_auth(app.client_id, "cm-secret")
+    assert client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth).status_code == 200
+    before = get_access_token_model().objects.count()
+    _bump_version_as_another_process()
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/oidc/token", CC_BODY, HTTP_AUTHORIZATION=auth)
+    assert response.status_code == 200, response.content
+    assert get_access_token_model().objects.count() == before + 1
+    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].lstrip().upper().startswith("INSERT")]
+    assert 1 <= len(inserts) <= 2, inserts
+
+
 def test_an_application_deleted_elsewhere_gets_no_token(client, db):
     from oauth2_provider.models import get_access_token_model
 

@@ -61,7 +61,9 @@ class Store:
 
     def issue_access_token(self, tokens):
         """Save an access token issued with no refresh token (client credentials, AK/SK,
-        implicit, a password grant without refresh), and its ID token if any."""
+        implicit, a password grant without refresh), and its ID token if any. In a request
+        that assumed config_cache's version, only while that version holds (else
+        ``config_cache.Changed``, nothing written)."""
         raise NotImplementedError
 
     def rotate_refresh_token(self, previous, tokens):

@@ -68,8 +68,10 @@ class FastStore(OrmStore):
             return super().issue_access_token(tokens)
         if len(rows) == 1:
             # Nothing else is written with it: it may be answered before its commit is on disk.
-            insert(tokens.access_token, durable=not oidc_settings.ASYNC_COMMIT_LONE_ACCESS_TOKENS)
+            insert(tokens.access_token, durable=not oidc_settings.ASYNC_COMMIT_LONE_ACCESS_TOKENS,
+                   assumed_version=config_cache.assumed_version())
             return
+        config_cache.confirm()
         with transaction.atomic(using=router.db_for_write(type(tokens.access_token))):
             for row in rows:
                 insert(row)
@@ -153,23 +155,55 @@ def _insertable(model):
 _NOT_DURABLE = ", set_config('synchronous_commit', 'off', true)"
 
 
-def insert(instance, durable=True):
+def insert(instance, durable=True, assumed_version=None):
     """Save a new ``instance`` (primary key unset, see :func:`_insertable`) with its
     model's prepared INSERT. ``durable=False``: on PostgreSQL, outside a transaction, its
-    commit does not wait for the disk (a database crash may lose it, never half of it)."""
+    commit does not wait for the disk (a database crash may lose it, never half of it).
+    ``assumed_version``: written only while config_cache's version is that one, else
+    ``config_cache.Changed`` is raised and nothing is written."""
     model = type(instance)
     using = router.db_for_write(model, instance=instance)
     connection = connections[using]
     fields, sql = _prepared(model, using)
+    version = None
+    if assumed_version is not None:
+        version = config_cache.version_subquery(using)
+        if version is None:  # kept on another database: read it first
+            config_cache.confirm()
+        else:
+            sql = _conditional(model, using, version)
     if not durable and connection.vendor == "postgresql" and not connection.in_atomic_block:
         sql += _NOT_DURABLE
     instance._prepare_related_fields_for_save(operation_name="save")  # as save(): a related row saved since
     params = _db_values(instance, fields, connection)
+    if version is not None:
+        params.append(assumed_version)
     with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        pk = cursor.fetchone()[0]
-    _saved(instance, pk, using)
+        row = cursor.fetchone()
+    if version is not None:
+        if row is None:
+            raise config_cache.Changed
+        config_cache.confirmed()
+    _saved(instance, row[0], using)
     return instance
+
+
+def _conditional(model, using, version):
+    """The model's INSERT, written only where ``version`` (a subquery) equals one more parameter."""
+    key = (model, using, "conditional")
+    if key not in _inserts:
+        connection = connections[using]
+        qn = connection.ops.quote_name
+        meta = model._meta
+        fields = _prepared(model, using)[0]
+        # PostgreSQL types a bare parameter of a SELECT list as text; SQLite keeps values as given.
+        cast = connection.vendor == "postgresql"
+        values = ", ".join(f"CAST(%s AS {_parameter_type(f, connection)})" if cast else "%s" for f in fields)
+        _inserts[key] = "INSERT INTO {} ({}) SELECT {} WHERE {} = %s RETURNING {}".format(
+            qn(meta.db_table), ", ".join(qn(f.column) for f in fields), values, version, qn(meta.pk.column)
+        )
+    return _inserts[key]
 
 
 def _saved(instance, pk, using):

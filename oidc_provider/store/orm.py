@@ -18,6 +18,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
+from .. import config_cache
 from ..models import RedeemedCode
 from . import Store
 
@@ -55,6 +56,7 @@ class OrmStore(Store):
         return True
 
     def issue_access_token(self, tokens):
+        config_cache.confirm()  # a request that assumed config_cache's version reads it first
         if tokens.id_token is None:
             tokens.access_token.save()  # one row: its own transaction
             return

@@ -7,6 +7,7 @@ from django.views.generic import View
 from oauth2_provider.signals import app_authorized
 from oauth2_provider.views import TokenView as DOTTokenView
 
+from .. import config_cache
 from ..models import Application
 from ..store import store
 from ..validators import token_checksum
@@ -22,11 +23,27 @@ class TokenView(MachineEndpoint, DOTTokenView):
         # Not DOT's post(): it sends the device grant to its device-flow handler, which reads
         # a device_code the request may lack. This server offers no device grant, so that
         # request goes to oauthlib like any other and gets unsupported_grant_type.
-        response = self.authorization_flow_token_response(request)
+        if request.POST.get("grant_type") == "client_credentials":
+            response = self.client_credentials_response(request)
+        else:
+            response = self.authorization_flow_token_response(request)
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
         self.allow_registered_origin(request, response)
         return response
+
+    def client_credentials_response(self, request):
+        # Such a request writes one row and reads nothing else: it decides on this process's
+        # copy of the configuration without reading its version. The INSERT takes effect
+        # only under that version, and any other answer reads it first; when it moved, the
+        # request runs again on the version read (nothing was written or announced).
+        try:
+            with config_cache.assuming():
+                response = self.authorization_flow_token_response(request)
+                config_cache.confirm()
+            return response
+        except config_cache.Changed:
+            return self.authorization_flow_token_response(request)
 
     def authorization_flow_token_response(self, request, *args, **kwargs):
         # What sensitive_post_parameters() does, without a decorator built per request:
