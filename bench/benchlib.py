@@ -1,4 +1,4 @@
-"""What run.py and instructions.py share: servers, scratch databases, seeding, wrk.
+"""What run.py uses: servers, scratch databases, seeding, wrk.
 
 Every server is a gunicorn started here on a free loopback port, in its own session (so a
 Ctrl-C reaches this script, not the servers), and stopped by its PID: by the caller's
@@ -421,8 +421,8 @@ def make_tmp():
 
 # -- request specs ------------------------------------------------------------------------
 #
-# One description per (scenario, target), used by wrk (as Lua arguments), by the Python
-# login generator, and by instructions.py (as WSGI calls).
+# One description per (scenario, target), used by wrk (as Lua arguments) and by the Python
+# login generator.
 
 # Our project: the working tree, another revision (run.py --against), or on SQLite (run.py --with-sqlite).
 OURS_KINDS = ("ours", "against", "sqlite")
