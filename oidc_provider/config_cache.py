@@ -10,7 +10,7 @@ SELECT, so a change applies from the next request on, in every worker.
 The value is random, not a counter: a rolled-back change restores the old value together
 with the old rows, so no stale copy can ever match a newer state. A reader that tolerates a
 bounded delay (the JWKS) can skip that SELECT with ``recent()``; a request whose first
-statement is a SELECT of its own can carry the version in it (``version_sql()``, ``observe()``).
+statement is a SELECT of its own can carry the version in it (``wanted()``, ``observe()``).
 
 A request whose only statement is the write of its outcome (client credentials: one access
 token) skips the read (``assuming()``): it decides on the copy as it stands, and its write
@@ -55,24 +55,15 @@ class Changed(Exception):
 
 
 def _read_version():
-    connection = connections[router.db_for_read(_version_model)]
-    committed = not connection.in_atomic_block
-    with connection.cursor() as cursor:
-        cursor.execute(_version_select(connection))
-        row = cursor.fetchone()
-    return (row[0] if row else None), committed
+    using = router.db_for_read(_version_model)
+    committed = not connections[using].in_atomic_block
+    return _version_model.objects.using(using).filter(pk=1).values_list("value", flat=True).first(), committed
 
 
-def _version_select(connection):
-    return f"SELECT value FROM {connection.ops.quote_name(_version_model._meta.db_table)} WHERE id = 1"
-
-
-def version_subquery(using):
-    """The version as a scalar subquery for a statement on database ``using`` (a write
-    conditional on ``assumed_version()``), or None when it is kept on another database."""
-    if router.db_for_read(_version_model) != using:
-        return None
-    return f"({_version_select(connections[using])})"
+def version_model(using):
+    """The ConfigVersion model, for a statement on database ``using`` to read or compare its
+    row's ``value`` (pk 1) in the same round trip; None when it is kept on another database."""
+    return _version_model if router.db_for_read(_version_model) == using else None
 
 
 def _snapshot():
@@ -138,17 +129,17 @@ def _adopt(version, committed):
     return snapshot
 
 
-def version_sql(using):
-    """A scalar subquery reading the version, for a request's SELECT on database ``using`` to
-    carry as one more column, or None when this request has checked the version already (or
-    keeps it elsewhere). Hand the column's value to ``observe()``."""
+def wanted(using):
+    """The ConfigVersion model when this request has yet to read the version and a SELECT of
+    its own on database ``using`` can carry it as one more column (then hand the column's
+    value to ``observe()``); else None."""
     if not getattr(_local, "in_request", False) or getattr(_local, "checked", None) is not None:
         return None
-    return version_subquery(using)
+    return version_model(using)
 
 
 def observe(version, using):
-    """Take the version a ``version_sql()`` column read, as if ``get()`` had read it."""
+    """Take the version a column of another SELECT read (see ``wanted()``), as if ``get()`` had read it."""
     _adopt(version, not connections[using].in_atomic_block)
 
 

@@ -167,11 +167,11 @@ def insert(instance, durable=True, assumed_version=None):
     fields, sql = _prepared(model, using)
     version = None
     if assumed_version is not None:
-        version = config_cache.version_subquery(using)
+        version = config_cache.version_model(using)
         if version is None:  # kept on another database: read it first
             config_cache.confirm()
         else:
-            sql = _conditional(model, using, version)
+            sql = _conditional(model, using, _version_subquery(version, connection))
     if not durable and connection.vendor == "postgresql" and not connection.in_atomic_block:
         sql += _NOT_DURABLE
     instance._prepare_related_fields_for_save(operation_name="save")  # as save(): a related row saved since
@@ -187,6 +187,13 @@ def insert(instance, durable=True, assumed_version=None):
         config_cache.confirmed()
     _saved(instance, row[0], using)
     return instance
+
+
+def _version_subquery(version_model, connection):
+    """config_cache's version (the ConfigVersion row), as a scalar subquery."""
+    qn = connection.ops.quote_name
+    meta = version_model._meta
+    return f"(SELECT {qn(meta.get_field('value').column)} FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = 1)"
 
 
 def _conditional(model, using, version):
@@ -309,7 +316,8 @@ def first(model, field_name, value, related=(), *, annotations=(), order_revoked
     using = router.db_for_read(model)
     connection = connections[using]
     chains = (tuple(related),) if related and isinstance(related[0], str) else tuple(tuple(c) for c in related)
-    version_sql = config_cache.version_sql(using) if config_version else None
+    version = config_cache.wanted(using) if config_version else None
+    version_sql = _version_subquery(version, connection) if version is not None else None
     key = (model, field_name, chains, using, tuple(annotations), order_revoked, version_sql)
     if key not in _selects:
         _selects[key] = _prepare_select(model, field_name, chains, connection, annotations, order_revoked, version_sql)
