@@ -33,16 +33,6 @@ from .conf import oidc_settings
 from .models import AccessAccount, Application
 from .store import Tokens, store
 
-def _read_code(digest):
-    return store.read_code(digest)
-
-
-def _read_access_token(checksum):
-    return store.read_access_token(checksum)
-
-
-def _read_refresh_token(checksum):
-    return store.read_refresh_token(checksum)
 
 
 def token_checksum(token):
@@ -312,10 +302,10 @@ class OIDCValidator(OAuth2Validator):
     _rows = WeakKeyDictionary()
 
     def _row(self, request, read, key):
-        """``read(key)`` (a store read), once per request."""
+        """``store.<read>(key)`` (``read`` names a store read), once per request."""
         rows = self._rows.setdefault(request, {})
         if (read, key) not in rows:
-            rows[(read, key)] = read(key)
+            rows[(read, key)] = getattr(store, read)(key)
         return rows[(read, key)]
 
     def _read_named_row(self, request):
@@ -331,7 +321,7 @@ class OIDCValidator(OAuth2Validator):
 
     def _grant(self, code, request):
         """The Grant row of this code (its user and subject joined), or None."""
-        return self._row(request, _read_code, code_digest(code))
+        return self._row(request, "read_code", code_digest(code))
 
     def save_authorization_code(self, client_id, code, request, *args, **kwargs):
         if request.code_challenge_method == "plain":  # RFC 9700 §2.1.1 (our server refuses it earlier)
@@ -442,7 +432,7 @@ class OIDCValidator(OAuth2Validator):
 
     def _refresh_token_row(self, refresh_token, request):
         """The row of this refresh token (live or revoked; see store.read_refresh_token), or None."""
-        return self._row(request, _read_refresh_token, token_checksum(refresh_token))
+        return self._row(request, "read_refresh_token", token_checksum(refresh_token))
 
     def _refresh_token_replayed(self, rt, client, request):
         if rt.token_family and oauth2_settings.REFRESH_TOKEN_REUSE_PROTECTION:
@@ -568,7 +558,7 @@ class OIDCValidator(OAuth2Validator):
 
 
     def _introspect_access_token(self, checksum, request):
-        token = self._with_application(self._row(request, _read_access_token, checksum))
+        token = self._with_application(self._row(request, "read_access_token", checksum))
         if token is None or token.is_expired():
             return None
         data = self._token_claims(token, "Bearer", token.scope)
@@ -663,7 +653,7 @@ class ConfidentialClientsOnly:
     def _read_named_row(self, request):
         # The access token an introspection names (unless hinted to be a refresh token).
         if isinstance(request.token, str) and request.token_type_hint != "refresh_token":
-            self._row(request, _read_access_token, token_checksum(request.token))
+            self._row(request, "read_access_token", token_checksum(request.token))
 
     def may_authenticate(self, client):
         return client.client_type == Application.CLIENT_CONFIDENTIAL
