@@ -293,14 +293,14 @@ def _prepare_select(model, field_name, chains, connection, annotations, order_re
         col = _Expression(output_field)
         converters = connection.ops.get_db_converters(col) + output_field.get_db_converters(connection)
         columns.append((sql_of(qn), col, converters))
-    if version_sql is not None:
-        columns.append((version_sql, None, []))
+    # config_cache's version, when carried, is the last column: read as it is, no converter.
+    selected = [c[0] for c in columns] + ([version_sql] if version_sql is not None else [])
     where = model._meta.get_field(field_name)
     # The live row first, were a checksum ever issued twice (unique with ``revoked``).
     revoked = qn(model._meta.get_field("revoked").column) if order_revoked else None
     order = f" ORDER BY t0.{revoked} IS NOT NULL, t0.{revoked} DESC" if order_revoked else ""
     sql = "SELECT {} FROM {} t0{} WHERE t0.{} = %s{} LIMIT 1".format(
-        ", ".join(c[0] for c in columns), qn(model._meta.db_table), "".join(joins), qn(where.column), order
+        ", ".join(selected), qn(model._meta.db_table), "".join(joins), qn(where.column), order
     )
     return sql, where, [(c[1], c[2]) for c in columns], tables, [name for name, _ in annotations]
 
@@ -330,7 +330,6 @@ def first(model, field_name, value, related=(), *, annotations=(), order_revoked
     values = list(row)
     if version_sql is not None:
         config_cache.observe(values.pop(), using)
-        columns = columns[:-1]
     for i, (col, converters) in enumerate(columns):
         for converter in converters:
             values[i] = converter(values[i], col, connection)
