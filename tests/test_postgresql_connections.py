@@ -11,6 +11,7 @@ and to the live server.
 """
 
 import datetime
+import select
 
 import psycopg
 import pytest
@@ -93,6 +94,9 @@ def test_a_connection_with_something_waiting_is_asked_before_it_is_kept(transact
         cursor.execute("LISTEN oidc_health_check_test")
     with admin_connection() as admin:
         admin.execute("NOTIFY oidc_health_check_test")
+    # The server sends the notification after NOTIFY's commit, asynchronously: wait for it.
+    readable, _, _ = select.select([connection.connection.fileno()], [], [], 10)
+    assert readable, "the notification did not arrive"
     sent = health_check(tmp_path)
     assert "SELECT 1" in sent, sent
     assert backend_pid() == pid
