@@ -34,7 +34,8 @@ class OIDCProviderConfig(AppConfig):
         from .models import AccessAccount, AccessKey, ConfigVersion, GrantPolicy, SigningKey
         from .views.authorize import record_auth_time
 
-        config_cache.connect(ConfigVersion, (get_application_model(), GrantPolicy, SigningKey, AccessAccount, AccessKey))
+        config_cache.connect(ConfigVersion, (get_application_model(), GrantPolicy, SigningKey, AccessAccount, AccessKey),
+                             store.store)
         throttle.connect()
 
         user_logged_in.connect(record_auth_time, dispatch_uid="oidc_provider.auth_time")

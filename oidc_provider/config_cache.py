@@ -48,6 +48,7 @@ _current = _Snapshot(None)
 # Per thread: the snapshot already checked against the database in this request.
 _local = threading.local()
 _version_model = None  # ConfigVersion, given by connect()
+_store = None  # what reads its value (read_config_version()), given by connect()
 
 
 class Changed(Exception):
@@ -55,9 +56,8 @@ class Changed(Exception):
 
 
 def _read_version():
-    using = router.db_for_read(_version_model)
-    committed = not connections[using].in_atomic_block
-    return _version_model.objects.using(using).filter(pk=1).values_list("value", flat=True).first(), committed
+    committed = not connections[router.db_for_read(_version_model)].in_atomic_block
+    return _store.read_config_version(), committed
 
 
 def version_model(using):
@@ -200,11 +200,12 @@ def _request_finished(**kwargs):
     _local.checked = None
 
 
-def connect(version_model, watched):
+def connect(version_model, watched, store):
     """Wire the receivers: a save or delete of any ``watched`` model writes a new value in
-    ``version_model``'s row (called from AppConfig.ready, which has the models)."""
-    global _version_model
-    _version_model = version_model
+    ``version_model``'s row, which ``store.read_config_version()`` reads (called from
+    AppConfig.ready, which has the models)."""
+    global _version_model, _store
+    _version_model, _store = version_model, store
     for model in watched:
         uid = f"oidc_provider.config_cache.{model._meta.label_lower}"
         post_save.connect(changed, sender=model, dispatch_uid=uid + ".save")

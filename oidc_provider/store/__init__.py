@@ -93,6 +93,10 @@ class Store:
         """The ID token row with this ``jti``, or None."""
         raise NotImplementedError
 
+    def read_config_version(self):
+        """The ConfigVersion row's value (config_cache's version), or None when the row is absent."""
+        raise NotImplementedError
+
 
 def default_store(vendor):
     """What ``STORE`` means when unset: the fast store where it can run."""

@@ -31,7 +31,7 @@ from oauth2_provider.models import (
 
 from .. import config_cache
 from ..conf import oidc_settings
-from ..models import RedeemedCode
+from ..models import ConfigVersion, RedeemedCode
 from .orm import OrmStore
 
 _inserts = {}
@@ -104,6 +104,17 @@ class FastStore(OrmStore):
         if not _insertable(type(id_token)):
             return super().save_id_token(id_token)
         return insert(id_token)
+
+    def read_config_version(self):
+        # Read before the first decision of most requests: the ORM would build it anew each time.
+        using = router.db_for_read(ConfigVersion)
+        connection = connections[using]
+        if connection.vendor not in ("postgresql", "sqlite"):
+            return super().read_config_version()
+        with connection.cursor() as cursor:
+            cursor.execute(_version_select(ConfigVersion, connection))
+            row = cursor.fetchone()
+        return None if row is None else row[0]
 
 
 def _rows(tokens):
@@ -189,11 +200,15 @@ def insert(instance, durable=True, assumed_version=None):
     return instance
 
 
-def _version_subquery(version_model, connection):
-    """config_cache's version (the ConfigVersion row), as a scalar subquery."""
+def _version_select(version_model, connection):
+    """The SELECT of config_cache's version (the ConfigVersion row's value)."""
     qn = connection.ops.quote_name
     meta = version_model._meta
-    return f"(SELECT {qn(meta.get_field('value').column)} FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = 1)"
+    return f"SELECT {qn(meta.get_field('value').column)} FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = 1"
+
+
+def _version_subquery(version_model, connection):
+    return f"({_version_select(version_model, connection)})"
 
 
 def _conditional(model, using, version):

@@ -19,7 +19,7 @@ from oauth2_provider.models import (
 )
 
 from .. import config_cache
-from ..models import RedeemedCode
+from ..models import ConfigVersion, RedeemedCode
 from . import Store
 
 
@@ -97,6 +97,9 @@ class OrmStore(Store):
 
     def read_id_token(self, jti):
         return get_id_token_model().objects.filter(jti=jti).first()
+
+    def read_config_version(self):
+        return ConfigVersion.objects.filter(pk=1).values_list("value", flat=True).first()
 
     @staticmethod
     def _save(tokens):
