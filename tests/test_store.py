@@ -21,8 +21,8 @@ from oauth2_provider.models import (
     set_token_value,
 )
 
-from oidc_provider import claims
-from oidc_provider.models import RedeemedCode
+from oidc_provider import claims, config_cache
+from oidc_provider.models import ConfigVersion, RedeemedCode
 from oidc_provider.store import FAST_VENDORS, Tokens, default_store
 from oidc_provider.store.fast import FastStore
 from oidc_provider.store.orm import OrmStore
@@ -232,6 +232,22 @@ def test_an_id_token_saved_alone_reads_back_by_its_jti(store, app, user):
     store.save_id_token(row)
     assert store.read_id_token(row.jti).pk == row.pk
     assert store.read_id_token(str(uuid.uuid4())) is None
+
+
+def test_the_configuration_version_reads_back_as_the_last_change_wrote_it(store, db):
+    """Every process compares its copy of the configuration with this value: a change must be
+    read back at once, by either store."""
+    config_cache.changed()
+    first = ConfigVersion.objects.get(pk=1).value
+    assert store.read_config_version() == first
+    config_cache.changed()
+    assert store.read_config_version() == ConfigVersion.objects.get(pk=1).value != first
+
+
+def test_a_missing_configuration_version_reads_as_none(store, db):
+    """No row (a flushed database): None, so that config_cache trusts no copy and reads through."""
+    ConfigVersion.objects.all().delete()
+    assert store.read_config_version() is None
 
 
 def test_the_default_store_is_fast_only_where_it_can_run():
