@@ -195,18 +195,28 @@ def summarise(targets, results):
                 "other_load": max(r.get("foreign_load", 0) for r in runs),
                 "cpu_ms": statistics.median([r["server_cpu_ms_per_ok"] for r in runs if r.get("server_cpu_ms_per_ok")] or [0]),
             })
-        ours = medians.get("ours")
-        baseline = next((medians[k] for k in ("dot (unhashed secret)", "dot") if k in medians), None)
-        floor = next((v for k, v in medians.items() if k.startswith("floor")), None)
+        by_label = {row["server"]: row["rounds"] for row in rows if row["scenario"] == scenario}
+        ours = by_label.get("ours")
+        baseline = next((by_label[k] for k in ("dot (unhashed secret)", "dot") if k in by_label), None)
+        floor = next((v for k, v in by_label.items() if k.startswith("floor")), None)
         for row in rows:
             if row["scenario"] != scenario or ours is None:
                 continue
             if row["server"] == "ours":
-                row["vs_baseline"] = ours / baseline if baseline else None
-                row["vs_floor"] = ours / floor if floor else None
+                row["vs_baseline"] = paired_ratio(ours, baseline)
+                row["vs_floor"] = paired_ratio(ours, floor)
             elif row["server"].startswith(("dot (hashed", "ours at ", "ours on SQLite")):
-                row["vs_baseline"] = ours / row["median"] if row["median"] else None
+                row["vs_baseline"] = paired_ratio(ours, row["rounds"])
     return rows
+
+
+def paired_ratio(ours, other):
+    """The median over the rounds of ours / other, each round's two figures measured one right
+    after the other: the machine's drift from round to round cancels within each pair."""
+    if not other:
+        return None
+    pairs = [a / b for a, b in zip(ours, other) if b]
+    return statistics.median(pairs) if len(pairs) == len(ours) == len(other) else None
 
 
 def print_table(rows, header):
@@ -237,6 +247,7 @@ def print_table(rows, header):
     print("and on the 'ours at REV' (--against) and 'ours on SQLite' (--with-sqlite: PostgreSQL/SQLite) rows, ours vs")
     print("that row. ours/floor: ours vs the bare WSGI app driven")
     print("by the same request shape (measured once per round and shape, shown under each scenario of that shape).")
+    print("Both ratios are the median over the rounds of each round's own ratio (the two measured back to back).")
     print("server CPU ms/req: CPU time the server's gunicorn processes (and, on PostgreSQL, the backends serving its")
     print("database) spent per successful request (median of rounds);")
     print("it moves much less than req/s when other processes compete for the CPUs.")
