@@ -34,7 +34,6 @@ from .models import AccessAccount, Application
 from .store import Tokens, store
 
 
-
 def token_checksum(token):
     """The stored digest of an access or refresh token (DOT's ``token_checksum``)."""
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()

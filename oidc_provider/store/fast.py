@@ -32,6 +32,7 @@ from oauth2_provider.models import (
 from .. import config_cache
 from ..conf import oidc_settings
 from ..models import ConfigVersion, RedeemedCode
+from . import FAST_VENDORS
 from .orm import OrmStore
 
 _inserts = {}
@@ -109,10 +110,13 @@ class FastStore(OrmStore):
         # Read before the first decision of most requests: the ORM would build it anew each time.
         using = router.db_for_read(ConfigVersion)
         connection = connections[using]
-        if connection.vendor not in ("postgresql", "sqlite"):
+        if connection.vendor not in FAST_VENDORS:
             return super().read_config_version()
+        key = (ConfigVersion, using)
+        if key not in _selects:
+            _selects[key] = _version_select(ConfigVersion, connection)
         with connection.cursor() as cursor:
-            cursor.execute(_version_select(ConfigVersion, connection))
+            cursor.execute(_selects[key])
             row = cursor.fetchone()
         return None if row is None else row[0]
 
@@ -154,7 +158,7 @@ def _prepared(model, using):
 def _insertable(model):
     using = router.db_for_write(model)
     return (
-        connections[using].vendor in ("postgresql", "sqlite")
+        connections[using].vendor in FAST_VENDORS
         and _prepared(model, using) is not None
         and not pre_save.has_listeners(model)
         and not post_save.has_listeners(model)
@@ -398,7 +402,7 @@ def can_chain(gate_model, insert_models, *, updated=False, also_deleted=()):
     ``gate_model``'s rows, or with ``updated`` an UPDATE), the INSERTs, and the DELETEs that
     follow (``(model, cleared)`` pairs, see :func:`_deletable`)."""
     using = router.db_for_write(gate_model)
-    if connections[using].vendor not in ("postgresql", "sqlite"):
+    if connections[using].vendor not in FAST_VENDORS:
         return False
     if any(router.db_for_write(m) != using for m in [*insert_models, *(m for m, _ in also_deleted)]):
         return False
