@@ -164,6 +164,21 @@ def test_an_access_token_without_user_reads_back(store, app):
     assert store.read_access_token(token_checksum(access_value)).user is None
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_token_reads_back_after_the_database_connection_was_closed_and_opened_again(store):
+    """A restarted database or an expired persistent connection: the store's next statement
+    runs on the connection Django opens anew, not on a cursor of the closed one."""
+    user = UserFactory()
+    claims.subject(user)
+    tokens, access_value, _ = new_tokens(ApplicationFactory(), user, refresh=False)
+    store.issue_access_token(tokens)
+    assert store.read_access_token(token_checksum(access_value)).pk == tokens.access_token.pk
+    connection.close()
+    assert store.read_access_token(token_checksum(access_value)).pk == tokens.access_token.pk
+    connection.close()
+    assert store.read_config_version() == ConfigVersion.objects.get().value
+
+
 def test_an_unknown_access_token_reads_as_none(store, db):
     assert store.read_access_token(token_checksum("never issued")) is None
 

@@ -18,6 +18,8 @@ Where a model cannot be written this way (a receiver listens for its signals, so
 points at a deleted row, a table on another database), the ORM store's code does the work.
 """
 
+import weakref
+
 from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import DO_NOTHING, CharField, DateTimeField
@@ -38,6 +40,7 @@ from .orm import OrmStore
 _inserts = {}
 _selects = {}
 _chains = {}
+_cursors = weakref.WeakKeyDictionary()  # Django connection -> (its database connection, a cursor of it)
 
 
 class FastStore(OrmStore):
@@ -115,10 +118,25 @@ class FastStore(OrmStore):
         key = (ConfigVersion, using)
         if key not in _selects:
             _selects[key] = _version_select(ConfigVersion, connection)
-        with connection.cursor() as cursor:
-            cursor.execute(_selects[key])
-            row = cursor.fetchone()
+        cursor = statement_cursor(connection)
+        cursor.execute(_selects[key])
+        row = cursor.fetchone()
         return None if row is None else row[0]
+
+
+def statement_cursor(connection):
+    """A cursor for the store's statements, one kept per database connection: a new cursor
+    (psycopg's above all) sets up again its adapters and the loader of every column it
+    reads, a large share of a request that reads one wide row. Wrapped as Django wraps its
+    own cursors, so execute wrappers and query logging see these statements like any other."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    kept = _cursors.get(connection)
+    if kept is None or kept[0] is not connection.connection:  # first use, or reconnected since
+        with connection.wrap_database_errors:
+            kept = _cursors[connection] = (connection.connection, connection.create_cursor())
+    connection.validate_thread_sharing()
+    return connection.make_debug_cursor(kept[1]) if connection.queries_logged else connection.make_cursor(kept[1])
 
 
 def _rows(tokens):
@@ -193,7 +211,8 @@ def insert(instance, durable=True, assumed_version=None):
     params = _db_values(instance, fields, connection)
     if version is not None:
         params.append(assumed_version)
-    with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+    with transaction.mark_for_rollback_on_error(using):
+        cursor = statement_cursor(connection)
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if version is not None:
@@ -341,9 +360,9 @@ def first(model, field_name, value, related=(), *, annotations=(), order_revoked
     if key not in _selects:
         _selects[key] = _prepare_select(model, field_name, chains, connection, annotations, order_revoked, version_sql)
     sql, where, columns, tables, annotated = _selects[key]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [where.get_db_prep_value(value, connection)])
-        row = cursor.fetchone()
+    cursor = statement_cursor(connection)
+    cursor.execute(sql, [where.get_db_prep_value(value, connection)])
+    row = cursor.fetchone()
     if row is None:
         return None
     values = list(row)
@@ -464,7 +483,8 @@ class Chain:
             params += _equal_params(fields, equals, connection)
         for (instance, _refs), fields in zip(self.rows, inserts):
             params += _db_values(instance, fields, connection)
-        with transaction.mark_for_rollback_on_error(self.using), connection.cursor() as cursor:
+        with transaction.mark_for_rollback_on_error(self.using):
+            cursor = statement_cursor(connection)
             cursor.execute(sql, params)
             decided, *pks = cursor.fetchone()
         if decided:
@@ -511,7 +531,8 @@ class Chain:
             linked = [(position, refs[f.attname]) for position, f in enumerate(fields) if f.attname in refs]
             inserts.append((sql, params, linked))
         pks = []
-        with transaction.atomic(using=self.using, savepoint=False), connection.cursor() as cursor:
+        with transaction.atomic(using=self.using, savepoint=False):
+            cursor = statement_cursor(connection)
             cursor.execute(gate_sql, gate_values)
             decided = cursor.rowcount
             if not decided:
