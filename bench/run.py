@@ -17,7 +17,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -65,6 +67,10 @@ def parse_args(argv=None):
     p.add_argument("--with-sqlite", action="store_true",
                    help="with DATABASE_URL on PostgreSQL, also serve our project on SQLite, interleaved in every "
                         "round: the PostgreSQL/SQLite ratio without the machine's drift between two runs")
+    p.add_argument("--instructions", type=int, metavar="N",
+                   help="instead of req/s, count the CPU instructions our project spends per request: N requests per "
+                        "scenario, sent in-process under valgrind's callgrind (bench/count.py); the same count on a "
+                        "busy machine as on a quiet one, without the database server's own work")
     args = p.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if args.with_sqlite and not benchlib.is_postgres(os.environ.get("DATABASE_URL", "")):
@@ -79,6 +85,8 @@ def parse_args(argv=None):
         p.error("--rounds 1..20, --duration 1..300 s, --warmup 0..30 s")
     if not 1 <= args.workers <= 16:
         p.error("--workers 1..16")
+    if args.instructions is not None and not 20 <= args.instructions <= 10000:
+        p.error("--instructions 20..10000")
     return args
 
 
@@ -257,17 +265,83 @@ def print_table(rows, header):
         print("WARNING: some runs ran out of pre-created codes/refresh tokens: raise --max-rate.")
 
 
+def count_instructions(args, pg_url):
+    """``--instructions N``: callgrind's count of N requests per scenario, for our project on
+    the run's database, at ``--against``'s revision and on SQLite (``--with-sqlite``) too.
+    The sites are seeded as for wrk; bench/count.py sends the requests in-process."""
+    if shutil.which("valgrind") is None:
+        print("bench: valgrind is not installed. Install it with:  apt-get install -y valgrind", file=sys.stderr)
+        return 2
+    n, warmup = args.instructions, max(args.instructions // 4, 5)
+    print(f"bench: {environment_line()}")
+    print(f"bench: {code_line()}")
+    tmp = benchlib.make_tmp()
+    sites = {"ours": OursSite(tmp, 1, pg_url)}
+    if args.against:
+        sites["against"] = AgainstSite(tmp, args.against, 1, pg_url)
+    if args.with_sqlite:
+        sites["sqlite"] = SqliteSite(tmp, 1)
+    labels = {"ours": "ours", "against": f"ours at {getattr(sites.get('against'), 'rev', '')}", "sqlite": "ours on SQLite"}
+    procs = {}
+    for kind, site in sites.items():
+        site.seed(codes=n + warmup if "code_exchange" in args.scenarios else 0,
+                  refresh=n + warmup if "refresh" in args.scenarios else 0, sessions=1)
+        specs = benchlib.specs(site)
+        (site.tmp / "specs.json").write_text(json.dumps({s: specs[s][0][1] for s in args.scenarios}))
+        # Counts are of instructions, not time: the sites may be counted side by side.
+        procs[kind] = benchlib.popen(
+            ["valgrind", "--tool=callgrind", "--zero-before=getppid", "--dump-before=getpgrp",
+             f"--callgrind-out-file={site.tmp}/callgrind.%p", benchlib.PYTHON, str(benchlib.BENCH / "count.py"),
+             str(site.tmp / "specs.json"), str(n)],
+            cwd=site.cwd, env={**site.env, "PYTHONHASHSEED": "0", "PYTHONPATH": str(site.cwd)},
+            stdout=open(site.tmp / "count.log", "wb"), stderr=subprocess.STDOUT)
+    print(f"bench: counting {len(args.scenarios)} scenarios x {n} requests (+{warmup} warm-up) under callgrind "
+          f"for {', '.join(labels[k] for k in sites)}", flush=True)
+    rows = []
+    for kind, proc in procs.items():
+        proc.wait(timeout=benchlib.COMMAND_TIMEOUT * 4)
+        log = (sites[kind].tmp / "count.log").read_text(errors="replace")
+        dumps = sorted(sites[kind].tmp.glob(f"callgrind.{proc.pid}.*"), key=lambda f: int(f.suffix[1:]))
+        if proc.returncode or len(dumps) < len(args.scenarios):
+            raise RuntimeError(f"{labels[kind]}: counting failed ({proc.returncode}):\n{log[-3000:]}")
+        for scenario, dump in zip(args.scenarios, dumps):
+            total = next(int(line.split()[1]) for line in dump.read_text().splitlines()
+                         if line.startswith(("totals:", "summary:")))
+            rows.append({"scenario": scenario, "server": labels[kind], "per_request": total / n})
+    print()
+    print(f"CPU instructions per request of our project's process, {n} requests per scenario after {warmup} "
+          f"(callgrind; the database server's own work not counted)")
+    print()
+    print("| scenario | server | M instructions/req | ours/that row |")
+    print("|---|---|---:|---:|")
+    for scenario in args.scenarios:
+        ours = next(r["per_request"] for r in rows if r["scenario"] == scenario and r["server"] == "ours")
+        for r in (r for r in rows if r["scenario"] == scenario):
+            ratio = "" if r["server"] == "ours" else f"{ours / r['per_request']:.3f}"
+            print(f"| {scenario} | {r['server']} | {r['per_request'] / 1e6:.3f} | {ratio} |")
+    print()
+    print("ours/that row: ours' instructions per request divided by that row's (1.03: ours spends 3 % more).")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"environment": environment_line(), "requests": n, "rows": rows}, indent=2))
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
-    if not benchlib.have_wrk():
-        print("bench: wrk is not installed. Install it with:  apt-get install -y wrk", file=sys.stderr)
-        return 2
     database_url = os.environ.get("DATABASE_URL", "")
     if database_url and not benchlib.is_postgres(database_url) and not database_url.startswith("sqlite"):
         print(f"bench: DATABASE_URL {database_url!r} is neither SQLite nor PostgreSQL", file=sys.stderr)
         return 2
     pg_url = database_url if benchlib.is_postgres(database_url) else None
     benchlib.install_cleanup()
+    if args.instructions:
+        try:
+            return count_instructions(args, pg_url)
+        finally:
+            benchlib.cleanup()
+    if not benchlib.have_wrk():
+        print("bench: wrk is not installed. Install it with:  apt-get install -y wrk", file=sys.stderr)
+        return 2
 
     walking = [s for s in args.scenarios if s in WALKING]
     block = int(args.max_rate * args.duration) + CONNECTIONS
