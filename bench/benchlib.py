@@ -169,7 +169,6 @@ class ScratchPostgres:
         with psycopg.connect(self.admin_conninfo, autocommit=True, connect_timeout=10) as conn:
             conn.execute(f'CREATE DATABASE "{self.name}"')
         on_cleanup(self.drop)
-        OWN_MARKERS.append(f" {self.name} ")
         return self
 
     def drop(self):
@@ -545,103 +544,6 @@ def ok_rate(result):
     return ok / (result["duration_us"] / 1e6) if result["duration_us"] else 0.0
 
 
-# -- is anything else using the machine? ------------------------------------------------
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat_fields(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def _machine_busy_ticks():
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return user + nice + system + irq + softirq + steal
-
-
-# Processes that are part of the system under test without being our descendants: the
-# PostgreSQL backends serving our scratch databases (their command line names the database).
-OWN_MARKERS = []
-
-
-def _cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _own_ticks():
-    """CPU ticks of this process, its reaped children, every live descendant (servers, wrk),
-    and the database backends serving our scratch databases."""
-    me = os.getpid()
-    parents = {}
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = _stat_fields(entry)
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        stats[int(entry)] = fields
-    total = 0
-    for pid, fields in stats.items():
-        p, hops = pid, 0
-        while p not in (0, 1, me) and hops < 50:
-            p, hops = parents.get(p, 0), hops + 1
-        if p == me:
-            # utime stime cutime cstime are fields 14-17 of stat; here indexes 11-14.
-            total += sum(int(x) for x in fields[11:15])
-        elif OWN_MARKERS and fields[0] != "Z" and any(m in _cmdline(pid) for m in OWN_MARKERS):
-            total += sum(int(x) for x in fields[11:13])
-    return total
-
-
-class CpuMeter:
-    """How busy the machine was with work that is not this benchmark's, between start() and stop().
-
-    Another process (a test suite, a build) steals CPU from the servers and the load
-    generator alike, and the figures with it: every measurement reports this share.
-    """
-
-    def start(self):
-        self.t0 = time.monotonic()
-        self.busy0, self.own0 = _machine_busy_ticks(), _own_ticks()
-        return self
-
-    def stop(self):
-        wall = time.monotonic() - self.t0
-        busy = _machine_busy_ticks() - self.busy0
-        own = _own_ticks() - self.own0
-        capacity = wall * CLOCK_TICKS * (os.cpu_count() or 1)
-        self.foreign = max(0.0, (busy - own) / capacity) if capacity else 0.0
-        self.own = own / capacity if capacity else 0.0
-        return self
-
-
-def foreign_load(seconds=1.0):
-    meter = CpuMeter().start()
-    time.sleep(seconds)
-    return meter.stop().foreign
-
-
-def wait_until_quiet(threshold, max_wait):
-    """Wait (at most ``max_wait`` s) until other processes use less than ``threshold`` of the machine."""
-    deadline = time.monotonic() + max_wait
-    load = foreign_load()
-    while load > threshold and time.monotonic() < deadline:
-        print(f"bench: other processes use {load:.0%} of the CPUs; waiting for them (up to {max_wait:.0f} s)", flush=True)
-        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
-        load = foreign_load()
-    return load
-
-
 def drain(site, max_wait=120):
     """Wait until the server has finished the requests the last load left queued.
 
@@ -665,22 +567,3 @@ def drain(site, max_wait=120):
         if time.monotonic() - t0 < 0.25:
             return
 
-
-def server_cpu_seconds(site):
-    """CPU seconds used so far by a site's gunicorn master and workers (user + system), plus
-    the PostgreSQL backends serving its scratch database (with SQLite the database work is
-    inside the workers already)."""
-    if site.proc is None:
-        return 0.0
-    pids = [site.proc.pid, *children(site.proc.pid)]
-    postgres = getattr(site, "postgres", None)
-    if postgres is not None:
-        marker = f" {postgres.name} "
-        pids += [int(e) for e in os.listdir("/proc") if e.isdigit() and marker in _cmdline(e)]
-    total = 0
-    for pid in pids:
-        try:
-            total += sum(int(x) for x in _stat_fields(pid)[11:13])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / CLOCK_TICKS

@@ -57,9 +57,6 @@ def parse_args(argv=None):
     p.add_argument("--max-rate", type=int, default=1500,
                    help="highest code-exchange/refresh rate a server may reach (req/s); sizes the pre-created codes "
                         "and refresh tokens (default 1500)")
-    p.add_argument("--quiet-wait", type=int, default=0, metavar="S",
-                   help="before each measurement wait up to S seconds while other processes use more than 10%% of "
-                        "the CPUs (default 0: measure at once; every row reports that share anyway)")
     p.add_argument("--json", metavar="PATH", help="also write every measurement to this JSON file")
     p.add_argument("--against", metavar="REV",
                    help="also serve our project at this git revision (e.g. HEAD~1), interleaved with the working "
@@ -92,39 +89,24 @@ def parse_args(argv=None):
 
 def code_line():
     """Which code was measured (read-only git commands)."""
-    import subprocess
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=benchlib.ROOT, capture_output=True, text=True, timeout=10).stdout
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=benchlib.ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "oidc_provider", "console", "project"],
-                               cwd=benchlib.ROOT, capture_output=True, text=True, timeout=10).stdout.splitlines()
+        head = git("rev-parse", "--short", "HEAD").strip()
+        dirty = git("status", "--porcelain", "--", "oidc_provider", "console", "project")
     except (OSError, subprocess.SubprocessError):
         return "code: (git not available)"
-    return f"code at {head or '?'}" + (f", {len(dirty)} uncommitted change(s) in oidc_provider/console/project" if dirty else "")
+    changed = len(dirty.splitlines())
+    return f"code at {head or '?'}" + (f", {changed} uncommitted change(s) in oidc_provider/console/project" if changed else "")
 
 
 def environment_line():
-    import django
-    import gunicorn
-    import oauthlib
+    from importlib.metadata import version
 
-    try:
-        from importlib.metadata import version
-
-        dot = version("django-oauth-toolkit")
-    except Exception:
-        dot = "?"
-    cpu = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, Django {django.get_version()}, "
-            f"django-oauth-toolkit {dot}, oauthlib {oauthlib.__version__}, gunicorn {gunicorn.__version__}")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+            + ", ".join(f"{name} {version(name)}" for name in ("Django", "django-oauth-toolkit", "oauthlib", "gunicorn")))
 
 
 def shape_of(spec):
@@ -178,9 +160,7 @@ def fmt_ms(us):
 def line(scenario, label, result):
     return (f"{scenario:<24} {label:<44} {benchlib.ok_rate(result):>9.1f}/s  p50 {fmt_ms(result['p50_us']):>7} ms  "
             f"p99 {fmt_ms(result['p99_us']):>7} ms  errors {benchlib.errors_of(result)}"
-            + (f" (ran out of credentials: {result['exhausted']})" if result.get("exhausted") else "")
-            + (f"  server CPU {result['server_cpu_ms_per_ok']:.2f} ms/req" if result.get("server_cpu_ms_per_ok") else "")
-            + f"  other load {result.get('foreign_load', 0):.0%}")
+            + (f" (ran out of credentials: {result['exhausted']})" if result.get("exhausted") else ""))
 
 
 def summarise(targets, results):
@@ -200,8 +180,6 @@ def summarise(targets, results):
                 "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
                 "errors": sum(benchlib.errors_of(r) for r in runs),
                 "exhausted": sum(r.get("exhausted", 0) for r in runs),
-                "other_load": max(r.get("foreign_load", 0) for r in runs),
-                "cpu_ms": statistics.median([r["server_cpu_ms_per_ok"] for r in runs if r.get("server_cpu_ms_per_ok")] or [0]),
             })
         by_label = {row["server"]: row["rounds"] for row in rows if row["scenario"] == scenario}
         ours = by_label.get("ours")
@@ -230,18 +208,17 @@ def paired_ratio(ours, other):
 def print_table(rows, header):
     print()
     print(header)
-    cols = ["scenario", "server", "req/s (median)", "rounds", "p50 ms", "p99 ms", "errors", "ours/baseline", "ours/floor",
-            "server CPU ms/req", "other load"]
+    cols = ["scenario", "server", "req/s (median)", "rounds", "p50 ms", "p99 ms", "errors", "ours/baseline", "ours/floor"]
     table = []
     for r in rows:
         ratio = lambda v: "" if v is None else f"{v:.2f}x"  # noqa: E731
         table.append([
             r["scenario"], r["server"], f"{r['median']:.1f}", " / ".join(f"{x:.0f}" for x in r["rounds"]),
             f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["errors"]),
-            ratio(r.get("vs_baseline")), ratio(r.get("vs_floor")), f"{r['cpu_ms']:.2f}", f"{r['other_load']:.0%}",
+            ratio(r.get("vs_baseline")), ratio(r.get("vs_floor")),
         ])
     widths = [max(len(c), *(len(row[i]) for row in table)) if table else len(c) for i, c in enumerate(cols)]
-    right = {2, 3, 4, 5, 6, 7, 8, 9, 10}
+    right = {2, 3, 4, 5, 6, 7, 8}
     fmt_row = lambda row: "| " + " | ".join(  # noqa: E731
         (v.rjust(widths[i]) if i in right else v.ljust(widths[i])) for i, v in enumerate(row)) + " |"
     print(fmt_row(cols))
@@ -249,18 +226,8 @@ def print_table(rows, header):
     for row in table:
         print(fmt_row(row))
     print()
-    print("req/s: responses that were 2xx with the expected body, per second (login: whole round trips per second;")
-    print("p50/p99 then of the round trip). errors: non-2xx + unexpected bodies + socket errors, all rounds.")
-    print("ours/baseline: ours vs DOT with an unhashed secret (where secrets matter) or DOT; on the hashed-DOT row")
-    print("and on the 'ours at REV' (--against) and 'ours on SQLite' (--with-sqlite: PostgreSQL/SQLite) rows, ours vs")
-    print("that row. ours/floor: ours vs the bare WSGI app driven")
-    print("by the same request shape (measured once per round and shape, shown under each scenario of that shape).")
-    print("Both ratios are the median over the rounds of each round's own ratio (the two measured back to back).")
-    print("server CPU ms/req: CPU time the server's gunicorn processes (and, on PostgreSQL, the backends serving its")
-    print("database) spent per successful request (median of rounds);")
-    print("it moves much less than req/s when other processes compete for the CPUs.")
-    print("other load: the largest share of the machine's CPUs that processes outside this benchmark used during")
-    print("one of the row's measurements: above a few %, the servers and the load generator got that much less CPU.")
+    print("How to read it: bench/README.md, 'Reading the figures'. Both ratios are paired (the median of each round's")
+    print("own ratio); a difference of a few % is below this machine's noise, --instructions counts it.")
     if any(r["exhausted"] for r in rows):
         print("WARNING: some runs ran out of pre-created codes/refresh tokens: raise --max-rate.")
 
@@ -281,7 +248,7 @@ def count_instructions(args, pg_url):
         sites["against"] = AgainstSite(tmp, args.against, 1, pg_url)
     if args.with_sqlite:
         sites["sqlite"] = SqliteSite(tmp, 1)
-    labels = {"ours": "ours", "against": f"ours at {getattr(sites.get('against'), 'rev', '')}", "sqlite": "ours on SQLite"}
+    labels = {"ours": "ours", "against": f"ours at {sites['against'].rev}" if args.against else "", "sqlite": "ours on SQLite"}
     procs = {}
     for kind, site in sites.items():
         site.seed(codes=n + warmup if "code_exchange" in args.scenarios else 0,
@@ -308,10 +275,8 @@ def count_instructions(args, pg_url):
             total = next(int(line.split()[1]) for line in dump.read_text().splitlines()
                          if line.startswith(("totals:", "summary:")))
             rows.append({"scenario": scenario, "server": labels[kind], "per_request": total / n})
-    print()
-    print(f"CPU instructions per request of our project's process, {n} requests per scenario after {warmup} "
-          f"(callgrind; the database server's own work not counted)")
-    print()
+    print(f"\nCPU instructions per request of our project's process, {n} requests per scenario after {warmup} "
+          f"(callgrind; the database server's own work not counted)\n")
     print("| scenario | server | M instructions/req | ours/that row |")
     print("|---|---|---:|---:|")
     for scenario in args.scenarios:
@@ -319,10 +284,7 @@ def count_instructions(args, pg_url):
         for r in (r for r in rows if r["scenario"] == scenario):
             ratio = "" if r["server"] == "ours" else f"{ours / r['per_request']:.3f}"
             print(f"| {scenario} | {r['server']} | {r['per_request'] / 1e6:.3f} | {ratio} |")
-    print()
-    print("ours/that row: ours' instructions per request divided by that row's (1.03: ours spends 3 % more).")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"environment": environment_line(), "requests": n, "rows": rows}, indent=2))
+    print("\nours/that row: ours' instructions per request divided by that row's (1.03: ours spends 3 % more).")
     return 0
 
 
@@ -354,7 +316,6 @@ def main(argv=None):
     n_targets = len(args.scenarios)
     print(f"bench: {environment_line()}")
     print(f"bench: {code_line()}")
-    print(f"bench: other processes use {benchlib.foreign_load():.0%} of the CPUs right now")
     print(f"bench: database {'PostgreSQL (' + pg_url.split('@')[-1] + ')' if pg_url else 'SQLite (WAL)'}; "
           f"{args.workers} sync workers per server; wrk -t{WRK_THREADS} -c{CONNECTIONS}; "
           f"{args.rounds} rounds x {args.duration:g} s (+{args.warmup:g} s warm-up) over {n_targets} scenarios")
@@ -406,16 +367,7 @@ def main(argv=None):
                     key = (site.kind, spec.get("walk"))
                     start = offsets.get(key, 0)
                     size = (block if counted else warm_block)
-                    if args.quiet_wait:
-                        benchlib.wait_until_quiet(0.10, args.quiet_wait)
-                    meter = benchlib.CpuMeter().start()
-                    cpu0 = benchlib.server_cpu_seconds(site)
                     result = measure(site, spec, duration, start, size)
-                    cpu = benchlib.server_cpu_seconds(site) - cpu0
-                    meter.stop()
-                    result["foreign_load"], result["own_load"] = meter.foreign, meter.own
-                    ok = result["requests"] - result["non2xx"] - result["bad_body"]
-                    result["server_cpu_ms_per_ok"] = cpu * 1000 / ok if ok else None
                     if spec.get("walk"):
                         offsets[key] = start + size
                     if site.kind == "floor":
