@@ -1,12 +1,10 @@
-"""Requests sent in-process, for ``run.py --instructions``: the counted window of each scenario.
+"""Requests sent in-process for ``run.py --instructions``, run under ``valgrind --tool=callgrind
+--zero-before=getppid --dump-before=getpgrp`` in a seeded site's environment. Per scenario: a
+warm-up, ``os.getppid()`` (callgrind zeroes its counters), the requests through the WSGI
+application gunicorn's worker would call, each answer checked as wrk checks it, and
+``os.getpgrp()`` (callgrind dumps the counters): one dump per scenario, of those requests only.
 
-Run under ``valgrind --tool=callgrind --zero-before=getppid --dump-before=getpgrp`` with a
-seeded site's environment and working folder. For each scenario it sends a warm-up, zeroes
-callgrind's counters (``os.getppid()``), sends the requests through the WSGI application
-gunicorn's worker would call, and dumps the counters (``os.getpgrp()``): one dump per
-scenario, holding those requests and nothing else. Every answer is checked as wrk checks it.
-
-    python bench/count.py SPECS.json REQUESTS
+    python bench/count.py SPECS.json WARMUP REQUESTS
 """
 
 import gc
@@ -67,24 +65,23 @@ def requester(http, spec):
     return send
 
 
-def main(specs_path, requests):
+def main(specs_path, warmup, requests):
     from project.wsgi import application  # what gunicorn serves; the site's folder is on PYTHONPATH
 
     http = InProcess(application)
-    warmup = max(requests // 4, 5)
     for scenario, spec in json.loads(open(specs_path).read()).items():
         send = requester(http, spec)
         for index in range(warmup):
             if (reason := send(index)) is not None:
                 sys.exit(f"count: {scenario}: warm-up request {index} failed: {reason}")
         gc.collect()  # a collection of the warm-up's garbage does not fall inside the window
-        os.getppid()  # callgrind: zero the counters
+        os.getppid()
         failures = [reason for index in range(warmup, warmup + requests) if (reason := send(index)) is not None]
-        os.getpgrp()  # callgrind: dump the counters
+        os.getpgrp()
         if failures:
             sys.exit(f"count: {scenario}: {len(failures)} of {requests} requests failed, e.g. {failures[0]}")
         print(f"count: {scenario}: {requests} requests", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

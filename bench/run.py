@@ -259,7 +259,7 @@ def count_instructions(args, pg_url):
         procs[kind] = benchlib.popen(
             ["valgrind", "--tool=callgrind", "--zero-before=getppid", "--dump-before=getpgrp",
              f"--callgrind-out-file={site.tmp}/callgrind.%p", benchlib.PYTHON, str(benchlib.BENCH / "count.py"),
-             str(site.tmp / "specs.json"), str(n)],
+             str(site.tmp / "specs.json"), str(warmup), str(n)],
             cwd=site.cwd, env={**site.env, "PYTHONHASHSEED": "0", "PYTHONPATH": str(site.cwd)},
             stdout=open(site.tmp / "count.log", "wb"), stderr=subprocess.STDOUT)
     print(f"bench: counting {len(args.scenarios)} scenarios x {n} requests (+{warmup} warm-up) under callgrind "
