@@ -362,6 +362,13 @@ class OIDCValidator(OAuth2Validator):
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         grant = self._grant(code, request)
         if grant is not None and grant.application_id == client.pk and not grant.is_expired():
+            if request.code_verifier is not None and not grant.code_challenge:
+                # A verifier for a code issued without a challenge: the code may have been
+                # injected into this client's session (PKCE downgrade, RFC 9700 §2.1.1).
+                raise errors.InvalidGrantError(request=request, description=(
+                    "This code was issued without a code_challenge, so the token request must not send a "
+                    "code_verifier. Send code_challenge (S256) in the authorization request, or leave "
+                    "code_verifier out."))
             request.scopes = grant.scope.split(" ")
             request.user = grant.user
             if grant.nonce:

@@ -74,6 +74,18 @@ def test_web_app_pkce_challenge_binds_the_code(logged_in, web_app):
     assert response.json()["error"] == "invalid_grant"
 
 
+def test_a_code_issued_without_a_challenge_is_refused_when_a_verifier_is_sent(logged_in, web_app):
+    """RFC 9700 §2.1.1: a token request with code_verifier is accepted only if the authorization
+    request carried code_challenge (PKCE downgrade)."""
+    code = get_code(logged_in, web_app)["code"]
+    response = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret, code_verifier="a" * 50)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "invalid_grant"
+    assert "code_challenge" in body["error_description"]
+    assert "access_token" not in body
+
+
 def test_native_app_with_loopback_redirect_on_any_port(logged_in, db):
     """RFC 8252 §7.3: a native app's loopback redirect may use any port."""
     app = ApplicationFactory(application_type=policy.NATIVE, redirect_uris="http://127.0.0.1/callback")
