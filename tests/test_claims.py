@@ -36,6 +36,20 @@ def test_userinfo_by_post_with_bearer_header(logged_in, web_app):
     assert "email" in response.json()
 
 
+def test_an_access_token_in_the_userinfo_query_string_is_refused_and_a_form_body_accepted(logged_in, web_app):
+    """RFC 6750 §2 and RFC 9700 §2.4: a bearer token travels in the Authorization header or a
+    form body (§2.2), never in the URL, where logs, history and Referer headers keep it."""
+    token = _tokens(logged_in, web_app, "openid email")["access_token"]
+    for headers in ({}, {"HTTP_AUTHORIZATION": f"Bearer {token}"}):
+        response = logged_in.get(f"/oidc/me?access_token={token}", **headers)
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_request"
+        assert 'error="invalid_request"' in response["WWW-Authenticate"]
+        assert "Authorization header" in response.json()["error_description"]
+    response = logged_in.post("/oidc/me", {"access_token": token})
+    assert response.status_code == 200 and "email" in response.json()
+
+
 def test_userinfo_without_or_with_bad_token_is_401_with_www_authenticate(client, db):
     for header in ({}, {"HTTP_AUTHORIZATION": "Bearer nope"}, {"HTTP_AUTHORIZATION": "Basic xx"}):
         response = client.get("/oidc/me", **header)
