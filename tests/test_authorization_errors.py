@@ -144,3 +144,18 @@ def test_pkce_challenge_survives_the_consent_page(logged_in, spa_app):
     verifier, challenge = pkce_pair()
     response = consent(logged_in, authorize(logged_in, spa_app, code_challenge=challenge, code_challenge_method="S256"))
     assert "code" in query_of(response)
+
+
+@pytest.mark.parametrize("parameter, error", [("request", "request_not_supported"),
+                                              ("request_uri", "request_uri_not_supported")])
+def test_a_request_object_is_refused_by_name_never_ignored(logged_in, web_app, parameter, error):
+    """OIDC Core 6.1 and 6.2: an OP that does not support request objects answers
+    request_not_supported / request_uri_not_supported, to the redirect URI with the state."""
+    value = "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCBlbWFpbCJ9." if parameter == "request" else "https://rp.example.com/r"
+    response = authorize(logged_in, web_app, **{parameter: value})
+    assert response.status_code == 302
+    params = query_of(response)
+    assert params["error"] == error and parameter in params["error_description"]
+    assert params["state"] == "xyz" and "code" not in params
+    discovery = logged_in.get("/oidc/.well-known/openid-configuration").json()
+    assert discovery[f"{parameter}_parameter_supported"] is False

@@ -96,6 +96,17 @@ def check_stored_parameters(params):
     return resources
 
 
+def check_no_request_object(params):
+    """OIDC Core 6: discovery says request objects are not supported, so a request that sends
+    one is refused rather than served without the parameters it holds."""
+    if params.get("request"):
+        raise _Interaction("request_not_supported", "This provider does not take the request parameter (a request "
+                           "object, OIDC Core 6.1); send the authorization parameters themselves.")
+    if params.get("request_uri"):
+        raise _Interaction("request_uri_not_supported", "This provider does not take the request_uri parameter "
+                           "(OIDC Core 6.2); send the authorization parameters themselves.")
+
+
 class AuthorizeView(DecoratedView, AuthorizationView):
     # A relying party's POST carries no CSRF token (our consent form does: see post()), and
     # a site's LoginRequiredMiddleware must not answer for prompt=none (OIDC Core 3.1.2.6).
@@ -138,6 +149,7 @@ class AuthorizeView(DecoratedView, AuthorizationView):
         self.response_mode = params.get("response_mode") or None
         self.redirect_uri = credentials["redirect_uri"]
         try:
+            check_no_request_object(params)
             resources = check_stored_parameters(params)
             if resources:
                 # oauthlib leaves out the resource indicators (RFC 8707); the code keeps them.
