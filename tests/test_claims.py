@@ -51,10 +51,13 @@ def test_an_access_token_in_the_userinfo_query_string_is_refused_and_a_form_body
 
 
 def test_userinfo_without_or_with_bad_token_is_401_with_www_authenticate(client, db):
+    """RFC 6750 §3: a 401 names the Bearer scheme; its body is the JSON error its type says."""
     for header in ({}, {"HTTP_AUTHORIZATION": "Bearer nope"}, {"HTTP_AUTHORIZATION": "Basic xx"}):
         response = client.get("/oidc/me", **header)
         assert response.status_code == 401
         assert "Bearer" in response.get("WWW-Authenticate", "")
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["error"] == "invalid_token"
 
 
 def test_userinfo_needs_the_openid_scope(logged_in, web_app):

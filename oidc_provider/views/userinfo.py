@@ -28,6 +28,8 @@ class UserInfoView(MachineEndpoint, DOTUserInfoView):
             response["Cache-Control"] = "no-store"
             return response
         response = super()._create_userinfo_response(request)
+        if response.status_code >= 400 and response.content:
+            response["Content-Type"] = "application/json"  # oauthlib's error body, sent without a type
         if response.status_code in (401, 403) and self._insufficient_scope(request, response):
             response = JsonResponse({"error": "insufficient_scope", "error_description": INSUFFICIENT_SCOPE}, status=403)
             response["WWW-Authenticate"] = f'Bearer error="insufficient_scope", error_description="{INSUFFICIENT_SCOPE}"'
