@@ -222,6 +222,10 @@ class OIDCValidator(OAuth2Validator):
         if key is not None:
             # An AK/SK token may carry only scopes among its account's resource permissions.
             return set(scopes) <= set(key.account.scopes)
+        if request.grant_type == "client_credentials" and "openid" in scopes:
+            # No end user, no identity: an application's token is for access only, and openid
+            # is dropped from what is granted rather than refused.
+            scopes = request.scopes = [scope for scope in scopes if scope != "openid"]
         return super().validate_scopes(client_id, scopes, client, request, *args, **kwargs)
 
     def get_default_scopes(self, client_id, request, *args, **kwargs):
@@ -460,6 +464,8 @@ class OIDCValidator(OAuth2Validator):
             request.user = None
         previous = request.refresh_token_instance if request.grant_type == "refresh_token" else None
         tokens = self._tokens(token, request, previous)
+        if not token["scope"]:
+            del token["scope"]  # nothing granted but access: RFC 6749 §5.1 makes scope optional, never ""
         if request.grant_type == "authorization_code":
             if not store.redeem_code(code_digest(request.code), request.client, tokens):
                 # Spent meanwhile by a concurrent exchange: this one is its replay.

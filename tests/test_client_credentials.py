@@ -50,9 +50,22 @@ def test_access_tokens_are_256_random_bits_and_never_repeat(client, service_app)
     assert len(set(tokens)) == len(tokens)
 
 
-def test_service_app_asking_openid_gets_no_id_token(client, service_app):
+def test_service_app_asking_openid_gets_an_access_token_without_it(client, service_app):
+    """RFC 6749 §4.4.3: client credentials issue an access token only; with no end user there is
+    no identity, so openid is dropped from the granted scope (RFC 6749 §5.1: scope says so)."""
     response = _cc(client, service_app.client_id, service_app.plaintext_secret, scope="openid read")
-    assert response.status_code == 400 or "id_token" not in response.json()
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["scope"] == "read" and "id_token" not in body and "refresh_token" not in body
+    assert get_access_token_model().objects.get().scope == "read"
+
+
+def test_service_app_asking_openid_alone_gets_a_token_whose_response_has_no_empty_scope(client, service_app):
+    """RFC 6749 §5.1: scope is optional in the response; nothing granted is not sent as ""."""
+    response = _cc(client, service_app.client_id, service_app.plaintext_secret, scope="openid")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["access_token"] and "scope" not in body and "id_token" not in body
 
 
 def test_service_app_wrong_secret_is_invalid_client(client, service_app):
