@@ -6,7 +6,7 @@ with the change or not at all; ``actor`` is the user who asked, or None for the 
 
 from django.db import transaction
 
-from . import policy, signals
+from . import cors, policy, signals
 from .models import Application
 
 # Set by Application.save() from the application type and grants; excluded from
@@ -15,7 +15,7 @@ DERIVED_FIELDS = ["client_type", "authorization_grant_type"]
 
 
 def create(*, name, application_type, grants=None, redirect_uris=(), post_logout_redirect_uris=(),
-           skip_consent=False, actor=None):
+           allowed_origins=(), skip_consent=False, actor=None):
     """Validate and save a new application; raises ValidationError and saves nothing when refused.
 
     With no grants, the type's recommended grants under the current policy. A confidential
@@ -30,14 +30,22 @@ def create(*, name, application_type, grants=None, redirect_uris=(), post_logout
         grant_types=sorted(set(grants), key=lambda g: policy.GRANTS.index(g) if g in policy.GRANTS else len(policy.GRANTS)),
         redirect_uris=" ".join(redirect_uris),
         post_logout_redirect_uris=" ".join(post_logout_redirect_uris),
+        allowed_origins=" ".join(allowed_origins),
         skip_authorization=skip_consent,
     )
     app.full_clean(exclude=DERIVED_FIELDS)
     return register(app, actor=actor)
 
 
+# Browser and native apps call the token endpoint from their own origin.
+ORIGINS_FROM_REDIRECTS = (policy.SPA, policy.NATIVE)
+
+
 def register(application, actor=None):
-    """Save a new, already validated application and announce it; returns it."""
+    """Save a new, already validated application and announce it; returns it. An SPA or a
+    native app given no allowed origins gets those of its redirect URIs."""
+    if not application.allowed_origins and application.application_type in ORIGINS_FROM_REDIRECTS:
+        application.allowed_origins = " ".join(cors.origins_of(application.redirect_uris.split()))
     with transaction.atomic():
         application.save()
         signals.application_created.send(sender=Application, application=application, actor=actor)

@@ -7,6 +7,7 @@ from django.views.generic import View
 from oauth2_provider.views import RevokeTokenView as DOTRevokeTokenView
 from oauth2_provider.views.mixins import OAuthLibMixin
 
+from .. import cors
 from ..validators import ConfidentialClientsOnly
 from .guards import MachineEndpoint
 
@@ -38,10 +39,12 @@ class IntrospectionView(MachineEndpoint, OAuthLibMixin, View):
         return _no_store(response)
 
 
-class RevocationView(MachineEndpoint, DOTRevokeTokenView):
+class RevocationView(cors.Preflight, MachineEndpoint, DOTRevokeTokenView):
     """DOT's revocation: a client may revoke only its own tokens; revoking an access token revokes its refresh token."""
 
     dispatch = View.dispatch  # see MachineEndpoint
 
     def post(self, request, *args, **kwargs):
-        return _no_store(super().post(request, *args, **kwargs))
+        response = super().post(request, *args, **kwargs)
+        cors.allow_client_origin(request, response, request.POST.get("client_id"))
+        return _no_store(response)

@@ -7,8 +7,7 @@ from django.views.generic import View
 from oauth2_provider.signals import app_authorized
 from oauth2_provider.views import TokenView as DOTTokenView
 
-from .. import config_cache
-from ..models import Application
+from .. import config_cache, cors
 from ..store import store
 from ..validators import token_checksum
 from .guards import MachineEndpoint
@@ -16,7 +15,7 @@ from .guards import MachineEndpoint
 SENSITIVE_POST_PARAMETERS = ("password", "client_secret")
 
 
-class TokenView(MachineEndpoint, DOTTokenView):
+class TokenView(cors.Preflight, MachineEndpoint, DOTTokenView):
     dispatch = View.dispatch  # see MachineEndpoint
 
     def post(self, request, *args, **kwargs):
@@ -29,7 +28,7 @@ class TokenView(MachineEndpoint, DOTTokenView):
             response = self.authorization_flow_token_response(request)
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
-        self.allow_registered_origin(request, response)
+        cors.allow_client_origin(request, response, request.POST.get("client_id"))
         return response
 
     def client_credentials_response(self, request):
@@ -60,19 +59,6 @@ class TokenView(MachineEndpoint, DOTTokenView):
         for name, value in headers.items():
             response[name] = value
         return response
-
-    @staticmethod
-    def allow_registered_origin(request, response):
-        """CORS for a browser app's registered origin, on errors too, so an SPA can read
-        `invalid_grant` and start over (oauthlib adds it for https successes only)."""
-        origin = request.META.get("HTTP_ORIGIN")
-        client_id = request.POST.get("client_id")
-        if not origin or not client_id:
-            return
-        application = Application.objects.filter(client_id=client_id).only("allowed_origins").first()
-        if application is not None and origin in application.allowed_origins.split():
-            response["Access-Control-Allow-Origin"] = origin
-            response["Vary"] = "Origin"
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         response = super().http_method_not_allowed(request, *args, **kwargs)

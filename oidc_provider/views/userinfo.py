@@ -4,6 +4,7 @@ from django.http import JsonResponse
 from oauth2_provider.views import UserInfoView as DOTUserInfoView
 from oauth2_provider.views.mixins import OIDCOnlyMixin
 
+from .. import cors
 from ..store import store
 from ..validators import token_checksum
 from .guards import MachineEndpoint
@@ -17,7 +18,8 @@ def _bearer(request):
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-class UserInfoView(MachineEndpoint, DOTUserInfoView):
+class UserInfoView(cors.Preflight, MachineEndpoint, DOTUserInfoView):
+    preflight_methods = ("GET", "POST")
     dispatch = OIDCOnlyMixin.dispatch  # see MachineEndpoint
 
     def _create_userinfo_response(self, request):

@@ -16,6 +16,7 @@ def describe(app):
         "grant_types": list(app.grant_types or []),
         "redirect_uris": app.redirect_uris.split(),
         "post_logout_redirect_uris": app.post_logout_redirect_uris.split(),
+        "allowed_origins": app.allowed_origins.split(),
         "skip_consent": app.skip_authorization,
     }
 
@@ -40,6 +41,9 @@ class Command(ProviderCommand):
                             help="A redirect URI, matched exactly (repeatable).")
         parser.add_argument("--post-logout-redirect-uri", action="append", dest="post_logout_redirect_uris",
                             default=[], metavar="URI", help="Where logout may send the user back (repeatable).")
+        parser.add_argument("--allowed-origin", action="append", dest="allowed_origins", default=[], metavar="ORIGIN",
+                            help="An origin (scheme://host[:port]) whose pages may call the token endpoint "
+                                 "(repeatable; an SPA's or native app's default: its redirect URIs' origins).")
         parser.add_argument("--skip-consent", action="store_true",
                             help="Do not ask users to approve this application (first-party apps only).")
 
@@ -49,13 +53,14 @@ class Command(ProviderCommand):
     add_regenerate_secret_arguments = add_delete_arguments
 
     def handle_create(self, *, name, application_type, grants, redirect_uris, post_logout_redirect_uris,
-                      skip_consent, **options):
+                      allowed_origins, skip_consent, **options):
         if not name.strip():
             raise CommandError("Application not created.\nname: Give the application a name (--name).")
         try:
             app = applications.create(
                 name=name, application_type=application_type, grants=grants, redirect_uris=redirect_uris,
-                post_logout_redirect_uris=post_logout_redirect_uris, skip_consent=skip_consent,
+                post_logout_redirect_uris=post_logout_redirect_uris, allowed_origins=allowed_origins,
+                skip_consent=skip_consent,
             )
         except ValidationError as e:
             raise CommandError(f"Application not created.\n{validation_error_text(e)}") from None
@@ -88,6 +93,8 @@ class Command(ProviderCommand):
         ]
         if data["post_logout_redirect_uris"]:
             lines.append(f"  post-logout:    {' '.join(data['post_logout_redirect_uris'])}")
+        if app.allowed_origins:
+            lines.append(f"  CORS origins:   {app.allowed_origins}")
         if app.skip_authorization:
             lines.append("  consent:        skipped")
         return "\n".join(lines)
