@@ -115,5 +115,8 @@ def test_an_spa_made_with_the_console_flow_chooser_allows_its_redirect_uris_orig
     """The console creates through the same operation as the CLI, so the same default holds."""
     from tests.test_console_admin import FLOW_URL, SPA_ANSWERS
 
-    admin_client.post(FLOW_URL, {**SPA_ANSWERS, "name": "Shop front", "redirect_uris": "https://shop.example.com/cb"})
+    response = admin_client.post(FLOW_URL, {**SPA_ANSWERS, "name": "Shop front", "redirect_uris": "https://shop.example.com/cb"},
+                                 follow=True)
     assert Application.objects.get(name="Shop front").allowed_origins == "https://shop.example.com"
+    page = response.content.decode()
+    assert "Allowed origins (CORS)" in page and "<code>https://shop.example.com</code>" in page
