@@ -8,6 +8,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("project.api")),
     path("console/", include("console.urls")),
+    # set_language: the hosted pages' language switcher posts there.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", RedirectView.as_view(url="/oidc/.well-known/openid-configuration", permanent=False)),
 ]
 

@@ -283,8 +283,10 @@ class AuthorizeView(DecoratedView, AuthorizationView):
         if prompt:
             kept.append(("prompt", " ".join(prompt)))
         response = redirect_to_login(f"{request.path}?{urlencode(kept)}")
-        if params.get("login_hint"):
-            response["Location"] += "&" + urlencode({"login_hint": params["login_hint"]})
+        # The login page pre-fills the hint and speaks the asked language.
+        hints = {key: params[key] for key in ("login_hint", "ui_locales") if params.get(key)}
+        if hints:
+            response["Location"] += "&" + urlencode(hints)
         return response
 
     def redirect_error(self, application, credentials, error, description):

@@ -6,15 +6,35 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 
+def ui_language(request):
+    """The first language of the request's ``ui_locales`` (OIDC Core 3.1.2.1, RP-Initiated
+    Logout 2) that the pages speak, or None. A language the user chose with the switcher
+    (its cookie) wins over the relying party's hint."""
+    if settings.LANGUAGE_COOKIE_NAME in request.COOKIES:
+        return None
+    for tag in request.GET.get("ui_locales", "").split()[:10]:
+        try:
+            return translation.get_supported_language_variant(tag.lower())
+        except LookupError:
+            continue
+    return None
+
+
 def hosted_page(view):
-    """Hosted pages cannot be framed, and load nothing from elsewhere."""
+    """Hosted pages cannot be framed, load nothing from elsewhere, and speak the language
+    the relying party asked for in ``ui_locales`` when they can."""
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
+        language = ui_language(request)
+        if language is not None:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
         response = view(request, *args, **kwargs)
         response["X-Frame-Options"] = "DENY"
         response.setdefault(
