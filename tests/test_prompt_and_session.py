@@ -67,6 +67,22 @@ def test_prompt_consent_shows_the_page_even_after_consent(logged_in, web_app):
     assert authorize(logged_in, web_app, prompt="consent").status_code == 200
 
 
+def test_prompt_select_account_shows_the_signed_in_account_with_a_switch_even_after_consent(logged_in, web_app, user):
+    """OIDC Core 3.1.2.1 prompt=select_account: the person is asked which account to use; the
+    page names the signed-in one, continues with it, or switches to another."""
+    get_code(logged_in, web_app)
+    response = authorize(logged_in, web_app, prompt="select_account")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert user.username in page and 'action="/accounts/logout/"' in page
+
+
+def test_prompt_select_account_without_a_session_goes_to_the_login_page(client, web_app):
+    """Signing in is choosing the account; afterwards the request continues without a loop."""
+    next_url = _login_next(authorize(client, web_app, prompt="select_account"))
+    assert "/oidc/auth?" in next_url
+
+
 def test_max_age_exceeded_forces_login(client, user, web_app):
     """oidcc-max-age-1."""
     client.force_login(user)

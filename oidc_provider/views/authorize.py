@@ -214,7 +214,9 @@ class AuthorizeView(DecoratedView, AuthorizationView):
             raise _Interaction("login_required", "The logged-in user is not the user of id_token_hint.")
 
     def needs_consent(self, request, application, scopes, prompt):
-        if "consent" in prompt:
+        # select_account: the consent page names the signed-in account and offers to switch
+        # it, so it is where the person selects one (OIDC Core 3.1.2.1).
+        if prompt & {"consent", "select_account"}:
             return True
         if application.skip_authorization:
             return False
