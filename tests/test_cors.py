@@ -120,3 +120,12 @@ def test_an_spa_made_with_the_console_flow_chooser_allows_its_redirect_uris_orig
     assert Application.objects.get(name="Shop front").allowed_origins == "https://shop.example.com"
     page = response.content.decode()
     assert "Allowed origins (CORS)" in page and "<code>https://shop.example.com</code>" in page
+
+
+def test_the_credentials_page_names_the_allowed_origins_in_chinese(admin_client):
+    from tests.test_console_admin import FLOW_URL, SPA_ANSWERS
+
+    admin_client.cookies["django_language"] = "zh-hans"
+    response = admin_client.post(FLOW_URL, {**SPA_ANSWERS, "name": "Shop front", "redirect_uris": "https://shop.example.com/cb"},
+                                 follow=True)
+    assert "允许的来源（CORS）" in response.content.decode()
