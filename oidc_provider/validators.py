@@ -249,6 +249,7 @@ class OIDCValidator(OAuth2Validator):
         )
 
     def validate_response_type(self, client_id, response_type, client, request, *args, **kwargs):
+        self._parse_claims_request(request)
         grant = policy.RESPONSE_TYPE_GRANTS.get(policy.normalise_response_type(response_type))
         if grant and policy.may_use(client, grant):
             return True
@@ -258,6 +259,16 @@ class OIDCValidator(OAuth2Validator):
             f"which the application does not hold or the grant policy forbids for '{client.application_type}' applications.",
             request=request,
         )
+
+    @staticmethod
+    def _parse_claims_request(request):
+        """The claims parameter, parsed where oauthlib has checked the redirect URI (this is
+        the first hook after it), so that a malformed one goes back to the client as
+        invalid_request (OIDC Core 5.5) rather than to an error page."""
+        try:
+            request.claims = claims.parse_claims_request(request.claims)
+        except ValueError as e:
+            raise errors.InvalidRequestError(description=str(e), request=request)
 
     def validate_user(self, username, password, client, request, *args, **kwargs):
         # oauthlib checks the password before the grant type; a client that may not use
@@ -339,7 +350,7 @@ class OIDCValidator(OAuth2Validator):
             code_challenge=request.code_challenge or "",
             code_challenge_method=request.code_challenge_method or "",
             nonce=request.nonce or "",
-            claims=json.dumps(request.claims or {}),
+            claims=json.dumps(claims.parse_claims_request(request.claims)),
             resource=getattr(request, "resource", []),
         ))
 
@@ -610,6 +621,7 @@ class OIDCValidator(OAuth2Validator):
             id_claims = claims.claims_for_scopes(user, request.scopes)
         else:
             id_claims = {"sub": claims.subject(user)}
+            id_claims.update(claims.requested_claims(user, request.scopes, request.claims, "id_token"))
         now = timezone.now()
         expires = now + timedelta(seconds=oidc_settings.ID_TOKEN_TTL)
         auth_time = user.last_login or now

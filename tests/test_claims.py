@@ -1,7 +1,11 @@
 """Claims per scope (OIDC Core 5.4) in userinfo and the ID token."""
 
+import json
+
+import pytest
+
 from oidc_provider.claims import subject
-from tests.helpers import basic_auth, exchange, get_code, verify_id_token
+from tests.helpers import authorize, basic_auth, exchange, get_code, query_of, verify_id_token
 
 
 def _tokens(client, app, scope):
@@ -92,3 +96,86 @@ def test_a_token_made_before_the_user_had_a_sub_gets_one_at_userinfo_and_keeps_i
         HTTP_AUTHORIZATION=basic_auth(web_app.client_id, web_app.plaintext_secret),
     ).json()
     assert introspected["active"] is True and introspected["sub"] == again["sub"]
+
+
+# -- the claims request parameter (OIDC Core 5.5) ------------------------------------------------
+
+
+def test_a_claims_request_puts_the_asked_claims_in_the_id_token_of_a_code_flow(logged_in, web_app, user):
+    """OIDC Core 5.5: claims asked for in the id_token member are returned in the ID token,
+    also when it comes from the token endpoint, and they survive the consent page."""
+    request = json.dumps({"id_token": {"email": {"essential": True}, "name": None}})
+    code = get_code(logged_in, web_app, scope="openid email profile", claims=request)["code"]
+    tokens = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret).json()
+    claims = verify_id_token(logged_in, tokens["id_token"], web_app.client_id)
+    assert claims["email"] == user.email
+    assert claims["name"] == "Ada Lovelace"
+    assert "given_name" not in claims  # asked for nothing else
+
+
+def test_a_claims_request_never_releases_a_claim_beyond_the_granted_scopes(logged_in, web_app, user):
+    """OIDC Core 5.5 and 5.4: a claims request picks among the claims the user consented to
+    (by scope); email without the email scope is not released, in the ID token or at userinfo."""
+    request = json.dumps({"id_token": {"email": {"essential": True}}, "userinfo": {"email": {"essential": True}}})
+    code = get_code(logged_in, web_app, scope="openid profile", claims=request)["code"]
+    tokens = exchange(logged_in, web_app, code, secret=web_app.plaintext_secret).json()
+    assert "email" not in verify_id_token(logged_in, tokens["id_token"], web_app.client_id)
+    info = logged_in.get("/oidc/me", HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").json()
+    assert "email" not in info and info["name"] == "Ada Lovelace"
+
+
+def test_a_claims_request_for_another_users_sub_is_refused_with_login_required(logged_in, web_app, user):
+    """OIDC Core 5.5.1: with sub asked for with a value, only that user gets a positive response."""
+    request = json.dumps({"id_token": {"sub": {"value": "someone-else"}}})
+    response = authorize(logged_in, web_app, claims=request)
+    assert response.status_code == 302
+    params = query_of(response)
+    assert params["error"] == "login_required" and "sub" in params["error_description"]
+    assert "code" not in params
+
+
+def test_a_claims_request_for_the_users_own_sub_is_served(logged_in, web_app, user):
+    """OIDC Core 5.5.1: the sub value of the logged-in user gets the usual response."""
+    request = json.dumps({"id_token": {"sub": {"value": subject(user)}}})
+    assert "code" in get_code(logged_in, web_app, claims=request)
+
+
+@pytest.mark.parametrize("request_value, named", [
+    ("{", "not JSON"),
+    ('["email"]', "JSON object"),
+    ('{"id_token": ["email"]}', "claims.id_token"),
+    ('{"userinfo": {"email": true}}', "claims.userinfo.email"),
+    ('{"id_token": {"email": {"essential": "yes"}}}', "essential"),
+    ('{"id_token": {"email": {"values": "a"}}}', "values"),
+    ("[" * 1999 + "]" * 1999, "JSON"),
+    ('{"id_token": {"' + "x" * 4000 + '": null}}', "longer"),
+])
+def test_a_malformed_claims_request_goes_back_to_the_client_as_invalid_request(logged_in, web_app, request_value, named):
+    """OIDC Core 5.5 and 3.1.2.6: a claims parameter that is not a claims request object is
+    invalid_request, sent to the (checked) redirect URI with state and iss, saying what is wrong."""
+    response = authorize(logged_in, web_app, claims=request_value)
+    assert response.status_code == 302
+    assert response["Location"].startswith(web_app.redirect_uris.split()[0])
+    params = query_of(response)
+    assert params["error"] == "invalid_request"
+    assert named in params["error_description"]
+    assert params["state"] == "xyz" and params["iss"]
+
+
+def test_a_malformed_claims_request_with_an_unregistered_redirect_uri_is_an_error_page(logged_in, web_app):
+    """OIDC Core 3.1.2.6 / RFC 6749 4.1.2.1: never redirect to a URI that was not checked."""
+    response = authorize(logged_in, web_app, claims="{", redirect_uri="https://evil.example/cb")
+    assert response.status_code == 400
+    assert "Location" not in response
+
+
+def test_unknown_members_of_a_claims_request_are_ignored(logged_in, web_app):
+    """OIDC Core 5.5: members that are not understood are ignored."""
+    assert "code" in get_code(logged_in, web_app, claims='{"id_token": {"auth_time": {"essential": true}}, "x-other": 1}')
+
+
+def test_discovery_says_the_claims_parameter_is_supported(client, db):
+    """OIDC Discovery 3: claims_parameter_supported matches what the provider does."""
+    meta = client.get("/oidc/.well-known/openid-configuration").json()
+    assert meta["claims_parameter_supported"] is True
+    assert "select_account" in meta["prompt_values_supported"]

@@ -67,11 +67,13 @@ def test_the_device_code_grant_without_authentication_is_an_unsupported_grant_ty
 
 
 @pytest.mark.parametrize("claims", ["{", '{"id_token": ', "x" * 20, "[" * 3000 + "]" * 3000])
-def test_a_malformed_claims_parameter_is_a_400_page_naming_claims(world, claims):
-    """OIDC Core 5.5: claims is a JSON object; a value that is not JSON is invalid_request."""
+def test_a_malformed_claims_parameter_is_invalid_request_naming_claims(world, claims):
+    """OIDC Core 5.5: claims is a JSON object; a value that is not JSON is invalid_request,
+    sent to the checked redirect URI."""
     response = authorize(world["client"], world["app"], claims=claims)
-    assert response.status_code == 400
-    assert b"claims" in response.content
+    assert response.status_code == 302
+    assert query_of(response)["error"] == "invalid_request"
+    assert "claims" in query_of(response)["error_description"]
     assert_unchanged(world)
 
 

@@ -5,6 +5,7 @@ redirect URI first (an error page, never a redirect, and before any login page),
 session (login, prompt, max_age, id_token_hint), then consent.
 """
 
+import json
 import re
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -62,6 +63,12 @@ class ConsentForm(AllowForm):
     """DOT's consent form, carrying the response mode through the consent page too."""
 
     response_mode = forms.CharField(required=False, widget=forms.HiddenInput())
+
+    def clean_claims(self):
+        try:
+            return claims.parse_claims_request(self.cleaned_data.get("claims")) or None
+        except ValueError as e:
+            raise forms.ValidationError(str(e))
 
 
 class _Interaction(Exception):
@@ -159,6 +166,7 @@ class AuthorizeView(DecoratedView, AuthorizationView):
             if response is not None:
                 return response
             self.check_id_token_hint(request, params)
+            self.check_requested_subject(request, credentials)
             if self.needs_consent(request, application, scopes, prompt):
                 if "none" in prompt:
                     raise _Interaction("consent_required", "The user has not consented to this client for these scopes.")
@@ -213,6 +221,13 @@ class AuthorizeView(DecoratedView, AuthorizationView):
         if hinted.get("sub") != claims.subject(request.user):
             raise _Interaction("login_required", "The logged-in user is not the user of id_token_hint.")
 
+    def check_requested_subject(self, request, credentials):
+        """OIDC Core 5.5.1: a claims request naming a `sub` value gets a positive answer only
+        for that user."""
+        wanted = claims.requested_subject(credentials.get("claims"))
+        if wanted is not None and wanted != claims.subject(request.user):
+            raise _Interaction("login_required", "The logged-in user is not the user whose sub the claims parameter asks for.")
+
     def needs_consent(self, request, application, scopes, prompt):
         # select_account: the consent page names the signed-in account and offers to switch
         # it, so it is where the person selects one (OIDC Core 3.1.2.1).
@@ -224,7 +239,10 @@ class AuthorizeView(DecoratedView, AuthorizationView):
         return consent is None or not consent.covers(scopes)
 
     def get_initial(self):
-        return {**super().get_initial(), "response_mode": self.oauth2_data.get("response_mode")}
+        initial = {**super().get_initial(), "response_mode": self.oauth2_data.get("response_mode")}
+        if initial.get("claims"):
+            initial["claims"] = json.dumps(initial["claims"])  # a hidden field of the consent form
+        return initial
 
     def show_consent(self, request, application, scopes, credentials):
         self.oauth2_data = {
