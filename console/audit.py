@@ -43,6 +43,9 @@ CODE_REPLAYED = "code.replayed"
 REFRESH_TOKEN_REPLAYED = "refresh_token.replayed"
 CLIENT_AUTH_FAILED = "client_auth.failed"
 CLIENT_AUTH_THROTTLED = "client_auth.throttled"
+SESSION_ENDED = "session.ended"
+BACKCHANNEL_LOGOUT_DELIVERED = "backchannel_logout.delivered"
+BACKCHANNEL_LOGOUT_FAILED = "backchannel_logout.failed"
 
 
 def _ip(request):
@@ -103,6 +106,22 @@ def _client_auth_failed(sender, client_id="", ip_address=None, throttled=False, 
     record(
         CLIENT_AUTH_THROTTLED if throttled else CLIENT_AUTH_FAILED, actor_label=client_id or "anonymous",
         request=request, path=urlsplit(getattr(request, "uri", "") or "").path,
+    )
+
+
+@receiver(signals.session_ended, dispatch_uid="console.audit.session_ended")
+def _session_ended(sender, session=None, applications=(), reason="", actor=None, **kwargs):
+    record(
+        SESSION_ENDED, actor=actor, actor_label=None if actor else session.user.get_username(), target=session.user,
+        reason=reason, sid=session.sid, applications=[a.client_id for a in applications],
+    )
+
+
+@receiver(signals.backchannel_logout_attempted, dispatch_uid="console.audit.backchannel_logout")
+def _backchannel_logout(sender, notice=None, delivered=False, given_up=False, detail="", **kwargs):
+    record(
+        BACKCHANNEL_LOGOUT_DELIVERED if delivered else BACKCHANNEL_LOGOUT_FAILED, actor_label="system",
+        target=notice.application, sid=notice.sid, attempt=notice.attempts, answer=detail, given_up=given_up,
     )
 
 

@@ -129,6 +129,8 @@ class ApplicationForm(forms.ModelForm):
             "post_logout_redirect_uris",
             "skip_authorization",
             "allowed_origins",
+            "backchannel_logout_uri",
+            "frontchannel_logout_uri",
         ]
         labels = {"skip_authorization": _("Skip consent")}
         help_texts = {
@@ -262,6 +264,8 @@ class FlowCreateForm(forms.Form):
             "redirect_uris": self.cleaned_data.get("redirect_uris", ""),
             "post_logout_redirect_uris": "",
             "allowed_origins": "",
+            "backchannel_logout_uri": "",
+            "frontchannel_logout_uri": "",
         }
 
 

@@ -44,6 +44,9 @@ ACTIONS = {
     "signing_key.rotate": frozenset({P + "rotate_signingkey"}),
     "signing_key.retire": frozenset({P + "retire_signingkey"}),
     "audit.view": frozenset({"console.view_auditevent"}),
+    "session.view": frozenset({P + "view_loginsession"}),
+    # Ending a session revokes the tokens issued in it.
+    "session.end": frozenset({P + "view_loginsession", P + "revoke_tokens"}),
 }
 
 
@@ -80,7 +83,7 @@ ADMINISTERED_APPS = ("oidc_provider", "oauth2_provider", "console")
 # client secrets and SKs are stored as digests and never listed, private keys are never
 # loaded, DOT's token and code admins show masked values only.
 AUDITED_MODELS = {
-    "oidc_provider": ("application", "grantpolicy", "accessaccount", "accesskey", "signingkey", "consent"),
+    "oidc_provider": ("application", "grantpolicy", "accessaccount", "accesskey", "signingkey", "consent", "loginsession"),
     "oauth2_provider": ("accesstoken", "refreshtoken", "idtoken", "grant"),
     "console": ("auditevent",),
 }
@@ -92,7 +95,7 @@ APPLICATION_MANAGER_PERMISSIONS = (
     P + "view_grantpolicy",
     P + "view_accessaccount", P + "add_accessaccount", P + "change_accessaccount",
     P + "view_accesskey", P + "issue_accesskey", P + "revoke_accesskey",
-    P + "view_consent",
+    P + "view_consent", P + "view_loginsession",
     DOT + "view_accesstoken", DOT + "view_refreshtoken",
 )
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model, revoke_access_token
 
-from oidc_provider import access_keys, applications, keys, policy
+from oidc_provider import access_keys, applications, keys, policy, sessions
 from oidc_provider.models import Consent
 
 from . import audit
@@ -188,6 +188,13 @@ def revoke_consent(actor, consent, *, request=None):
         )
         consent.delete()
     return Revoked(revoked.access_tokens, revoked.refresh_tokens, revoked.codes, 1)
+
+
+def end_sessions(actor, login_sessions):
+    """End the given login sessions: each browser is signed out, the applications it signed
+    into are told (back- and front-channel logout) and their tokens from it revoked. Each
+    end is audited; returns how many ended."""
+    return sum(sessions.sign_out(session, reason="ended_by_admin", actor=actor) for session in login_sessions)
 
 
 def live_token_counts(application):

@@ -15,7 +15,7 @@ DERIVED_FIELDS = ["client_type", "authorization_grant_type"]
 
 
 def create(*, name, application_type, grants=None, redirect_uris=(), post_logout_redirect_uris=(),
-           allowed_origins=(), skip_consent=False, actor=None):
+           allowed_origins=(), backchannel_logout_uri="", frontchannel_logout_uri="", skip_consent=False, actor=None):
     """Validate and save a new application; raises ValidationError and saves nothing when refused.
 
     With no grants, the type's recommended grants under the current policy. A confidential
@@ -31,6 +31,8 @@ def create(*, name, application_type, grants=None, redirect_uris=(), post_logout
         redirect_uris=" ".join(redirect_uris),
         post_logout_redirect_uris=" ".join(post_logout_redirect_uris),
         allowed_origins=" ".join(allowed_origins),
+        backchannel_logout_uri=backchannel_logout_uri or "",
+        frontchannel_logout_uri=frontchannel_logout_uri or "",
         skip_authorization=skip_consent,
     )
     app.full_clean(exclude=DERIVED_FIELDS)

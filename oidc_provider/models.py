@@ -86,6 +86,18 @@ def validate_origin(origin):
         raise ValidationError(_("'%(origin)s' uses http on a non-loopback host; use https.") % {"origin": origin})
 
 
+def validate_logout_uri(uri):
+    """A logout URI the provider calls (back-channel) or frames (front-channel): https, or http
+    on a loopback host, with no fragment (OIDC Back-Channel Logout 2.2, Front-Channel 2)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValidationError(_("'%(uri)s' is not an absolute https URL.") % {"uri": uri})
+    if "#" in uri:
+        raise ValidationError(_("'%(uri)s' has a fragment; a logout URI must not.") % {"uri": uri})
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValidationError(_("'%(uri)s' uses http on a non-loopback host; use https.") % {"uri": uri})
+
+
 class Application(AbstractApplication):
     """A relying party: its type decides, under the grant policy, which grants it may hold.
 
@@ -105,6 +117,16 @@ class Application(AbstractApplication):
     client_secret = SecretDigestField(
         _("client secret"), max_length=255, blank=True, default="", db_index=True,
         help_text=_("Stored as a keyed digest; the secret itself is shown once, when it is made."),
+    )
+    backchannel_logout_uri = models.CharField(
+        _("back-channel logout URI"), max_length=500, blank=True, default="", validators=[validate_logout_uri],
+        help_text=_("When a user's session that signed into this application ends, the provider POSTs a signed "
+                    "logout token here (OpenID Connect Back-Channel Logout)."),
+    )
+    frontchannel_logout_uri = models.CharField(
+        _("front-channel logout URI"), max_length=500, blank=True, default="", validators=[validate_logout_uri],
+        help_text=_("Loaded in a hidden frame of the signed-out page, with iss and sid, when a user's session that "
+                    "signed into this application ends (OpenID Connect Front-Channel Logout)."),
     )
     algorithm = models.CharField(max_length=5, choices=AbstractApplication.ALGORITHM_TYPES, default="RS256", blank=True)
     # Derived from application_type and grant_types in save(); DOT code still reads them.
@@ -321,6 +343,60 @@ class Consent(models.Model):
 
     def covers(self, scopes):
         return set(scopes) <= set(self.scope.split())
+
+
+def _new_sid():
+    return token_urlsafe(24)
+
+
+class LoginSession(models.Model):
+    """A user's login at the provider as relying parties know it: the ``sid`` of the ID
+    tokens issued in it (OIDC Front-Channel and Back-Channel Logout), and the Django session
+    it is, so that an admin can end it."""
+
+    sid = models.CharField(_("session ID"), max_length=64, unique=True, default=_new_sid, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_login_sessions")
+    # Django's session key, as secret as the session table's own: never shown.
+    session_key = models.CharField(max_length=40, blank=True, default="", editable=False)
+    created_at = models.DateTimeField(_("started"), auto_now_add=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("login session")
+
+    def __str__(self):
+        return f"{self.user} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class SessionSignIn(models.Model):
+    """An application a login session signed into, and what was issued to it there: the
+    application is told when the session ends, and those tokens are revoked."""
+
+    session = models.ForeignKey(LoginSession, on_delete=models.CASCADE, related_name="sign_ins")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    code_digest = models.CharField(max_length=64, blank=True, default="")
+    # The refresh token family the code begins (its ID tokens carry this session's sid too).
+    token_family = models.UUIDField(null=True, db_index=True)
+    # An access token issued by the authorization endpoint itself (implicit and hybrid).
+    access_token_id = models.BigIntegerField(null=True)
+    # Granted offline_access: its refresh tokens outlive the session (OIDC Core 11).
+    offline = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class LogoutNotice(models.Model):
+    """A back-channel logout token to deliver to one application, until it is delivered or
+    given up; each attempt's outcome is in the audit log."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    sid = models.CharField(max_length=64)
+    subject = models.CharField(max_length=255)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    given_up_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
 
 
 class RedeemedCodeQuerySet(models.QuerySet):

@@ -40,3 +40,10 @@ application_created = Signal()
 application_deleted = Signal()
 # kwargs: key (the new AccessKey), previous (the one it replaced, now revoked), actor
 access_key_rotated = Signal()
+
+# Sessions and logout channels.
+# kwargs: session (a LoginSession), applications (those it signed into), reason
+# ("logout", "ended_by_admin", "password_changed"), actor (the admin, or None)
+session_ended = Signal()
+# kwargs: notice (a LogoutNotice), delivered (bool), given_up (bool), detail (what the relying party answered)
+backchannel_logout_attempted = Signal()

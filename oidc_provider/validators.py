@@ -28,7 +28,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
-from . import access_keys, claims, config_cache, keys, policy, secrets, signals, throttle
+from . import access_keys, claims, config_cache, keys, policy, secrets, sessions, signals, throttle
 from .conf import oidc_settings
 from .models import AccessAccount, Application
 from .store import Tokens, store
@@ -93,6 +93,10 @@ def code_digest(code):
     force can invert an unkeyed digest (DOT's token_checksum relies on the same); a key or
     a slow hash would buy nothing but time on every exchange."""
     return hashlib.sha256(code.encode("utf-8", "replace")).hexdigest()
+
+
+# The member of a code's stored claims request that holds its login session's sid.
+SID = "sid"
 
 
 def code_token_family(code):
@@ -350,9 +354,23 @@ class OIDCValidator(OAuth2Validator):
             code_challenge=request.code_challenge or "",
             code_challenge_method=request.code_challenge_method or "",
             nonce=request.nonce or "",
-            claims=json.dumps(claims.parse_claims_request(request.claims)),
+            claims=json.dumps(self._code_claims(request)),
             resource=getattr(request, "resource", []),
         ))
+        session = getattr(request, "login_session", None)
+        if session is not None:
+            sessions.record_sign_in(session, request.client, code_digest=code_digest(code["code"]),
+                                    token_family=code_token_family(code["code"]), offline="offline_access" in request.scopes)
+
+    @staticmethod
+    def _code_claims(request):
+        """What a code's claims column carries to the token endpoint: the claims request, and
+        the sid of the login session it was issued in (its ID tokens carry it)."""
+        stored = claims.parse_claims_request(request.claims)
+        session = getattr(request, "login_session", None)
+        if session is not None:
+            stored[SID] = session.sid
+        return stored
 
     def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
         grant = self._grant(code, request)
@@ -390,6 +408,7 @@ class OIDCValidator(OAuth2Validator):
                 request.nonce = grant.nonce
             if grant.claims:
                 request.claims = json.loads(grant.claims)
+                request.sid = request.claims.pop(SID, None)
             return True
         self._code_replayed(code, client, request)
         return False
@@ -447,6 +466,7 @@ class OIDCValidator(OAuth2Validator):
             return False
         rt.application = client
         request.user = rt.user
+        request.sid = rt.sid  # the login session its family began in
         request.refresh_token = refresh_token
         request.refresh_token_instance = rt
         return True
@@ -489,6 +509,9 @@ class OIDCValidator(OAuth2Validator):
                 raise errors.InvalidGrantError(description="The refresh token has already been used.", request=request)
         else:
             store.issue_access_token(tokens)
+            session = getattr(request, "login_session", None)
+            if session is not None:  # issued by the authorization endpoint (implicit, hybrid)
+                sessions.record_sign_in(session, request.client, access_token_id=tokens.access_token.pk)
         token["expires_in"] = oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS
         signals.token_issued.send(
             sender=type(self), application=request.client, grant=request.grant_type or request.response_type,
@@ -625,6 +648,10 @@ class OIDCValidator(OAuth2Validator):
         now = timezone.now()
         expires = now + timedelta(seconds=oidc_settings.ID_TOKEN_TTL)
         auth_time = user.last_login or now
+        session = getattr(request, "login_session", None)
+        sid = session.sid if session is not None else getattr(request, "sid", None)
+        if sid:
+            id_claims["sid"] = sid
         id_claims.update(
             iss=oidc_settings.issuer,
             exp=int(expires.timestamp()),

@@ -29,7 +29,7 @@ from rest_framework.test import APIClient
 from console import audit
 from console.models import AuditEvent
 from oidc_provider import access_keys, keys, policy
-from oidc_provider.models import AccessAccount, AccessKey, Application, Consent, GrantPolicy, SigningKey
+from oidc_provider.models import AccessAccount, AccessKey, Application, Consent, GrantPolicy, LoginSession, SigningKey
 
 from .factories import ApplicationFactory
 
@@ -49,7 +49,7 @@ EVERY_ACTION = {
     "access_account.view", "access_account.add", "access_account.change",
     "access_key.view", "access_key.issue", "access_key.revoke", "access_key.rotate",
     "signing_key.view", "signing_key.rotate", "signing_key.retire",
-    "audit.view", "consent.view", "token.view", "code.view",
+    "audit.view", "consent.view", "token.view", "code.view", "session.view", "session.end",
 }
 # Applications and access accounts and keys; reads the policy; not the policy, keys or audit log.
 MANAGER = {
@@ -58,12 +58,12 @@ MANAGER = {
     "application.regenerate_secret", "tokens.revoke", "policy.view",
     "access_account.view", "access_account.add", "access_account.change",
     "access_key.view", "access_key.issue", "access_key.revoke", "access_key.rotate",
-    "consent.view", "token.view",
+    "consent.view", "token.view", "session.view", "session.end",
 }
 # Read-only, the audit log included; never a secret (no regenerate, no issue, no rotate).
 AUDITOR = {
     "console.enter", "application.view", "policy.view", "access_account.view", "access_key.view",
-    "signing_key.view", "audit.view", "consent.view", "token.view", "code.view",
+    "signing_key.view", "audit.view", "consent.view", "token.view", "code.view", "session.view",
 }
 CAN = {
     "superuser": EVERY_ACTION | {"superuser"},
@@ -118,13 +118,14 @@ def world(db):
     )
     id_token = IDToken.objects.create(user=owner, application=app, jti=uuid4(), expires=later, scope="openid")
     consent = Consent.objects.create(user=owner, application=app, scope="openid")
+    login_session = LoginSession.objects.create(user=owner)
     event = audit.record(audit.APPLICATION_CREATED, actor_label="cli", target=app)
     api_token, _token = AuthToken.objects.create(user=owner)
     current = policy.state_of(policy.WEB, policy.PASSWORD)
     return SimpleNamespace(
         owner=owner, app=app, doomed=doomed, account=account, key=key, spare_account=spare_account,
         active=active, upcoming=upcoming, access=access, refresh=refresh, grant=grant, id_token=id_token,
-        consent=consent, event=event, api_token=api_token,
+        consent=consent, event=event, api_token=api_token, login_session=login_session,
         policy_pair=(policy.WEB, policy.PASSWORD),
         new_state=policy.FORBIDDEN if current != policy.FORBIDDEN else policy.ALLOWED,
     )
@@ -145,6 +146,7 @@ def snapshot():
         "refresh_tokens": sorted(RefreshToken.objects.values_list("pk", "revoked")),
         "codes": sorted(Grant.objects.values_list("pk", flat=True)),
         "consents": sorted(Consent.objects.values_list("pk", flat=True)),
+        "login_sessions": sorted(LoginSession.objects.values_list("pk", "ended_at")),
         "api_tokens": sorted(AuthToken.objects.values_list("digest", flat=True)),
         "audit_events": AuditEvent.objects.count(),
         "admin_log": LogEntry.objects.count(),
@@ -523,6 +525,7 @@ ADMIN_RULES = {
         ("post", "access_key.rotate", lambda w: (w.key.pk,), lambda w: {}, 302, True),
     ],
     **model_pages("oidc_provider_consent", lambda w: w.consent, "consent.view"),
+    **model_pages("oidc_provider_loginsession", lambda w: w.login_session, "session.view"),
     **model_pages("oauth2_provider_accesstoken", lambda w: w.access, "token.view"),
     **model_pages("oauth2_provider_refreshtoken", lambda w: w.refresh, "token.view"),
     **model_pages("oauth2_provider_grant", lambda w: w.grant, "code.view"),
@@ -595,6 +598,7 @@ ACTION_RULES = {
     ("oauth2_provider.refreshtoken", "revoke_all_of_users"): ("tokens.revoke", lambda w: w.refresh, 302),
     ("oauth2_provider.refreshtoken", "revoke_all_of_applications"): ("tokens.revoke", lambda w: w.refresh, 302),
     ("oidc_provider.consent", "revoke_consents"): ("tokens.revoke", lambda w: w.consent, 302),
+    ("oidc_provider.loginsession", "end_sessions"): ("session.end", lambda w: w.login_session, 302),
     ("console.auditevent", "export_csv"): ("audit.view", lambda w: w.event, 200),
     ("knox.authtoken", "delete_selected"): ("superuser", lambda w: w.api_token, 302),
     # Deleting rows by hand would skip the audited revoke actions: refused on every other list.
@@ -603,6 +607,7 @@ ACTION_RULES = {
     ("oidc_provider.accessaccount", "delete_selected"): (NOBODY, lambda w: w.spare_account, 302),
     ("oidc_provider.accesskey", "delete_selected"): (NOBODY, lambda w: w.key, 302),
     ("oidc_provider.consent", "delete_selected"): (NOBODY, lambda w: w.consent, 302),
+    ("oidc_provider.loginsession", "delete_selected"): (NOBODY, lambda w: w.login_session, 302),
     ("oauth2_provider.accesstoken", "delete_selected"): (NOBODY, lambda w: w.access, 302),
     ("oauth2_provider.refreshtoken", "delete_selected"): (NOBODY, lambda w: w.refresh, 302),
     ("oauth2_provider.grant", "delete_selected"): (NOBODY, lambda w: w.grant, 302),
@@ -614,7 +619,8 @@ CHANGELIST_VIEW = {
     "oidc_provider.application": "application.view", "oidc_provider.signingkey": "signing_key.view",
     "oidc_provider.accessaccount": "access_account.view", "oidc_provider.accesskey": "access_key.view",
     "oauth2_provider.accesstoken": "token.view", "oauth2_provider.refreshtoken": "token.view",
-    "oidc_provider.consent": "consent.view", "console.auditevent": "audit.view", "knox.authtoken": "superuser",
+    "oidc_provider.consent": "consent.view", "oidc_provider.loginsession": "session.view",
+    "console.auditevent": "audit.view", "knox.authtoken": "superuser",
     "oidc_provider.grantpolicy": "policy.view", "oauth2_provider.grant": "code.view", "oauth2_provider.idtoken": "code.view",
 }
 ADMIN_ACTIONS = admin_actions()

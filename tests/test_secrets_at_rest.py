@@ -190,6 +190,12 @@ def test_a_site_that_turns_plaintext_token_storage_back_on_fails_the_system_chec
 
 # -- an upgrade: rows written before digests leave no plaintext behind --------------------------------
 
+_APPLICATION = """
+from oidc_provider.models import Application
+Application.objects.create(name="Upgraded", application_type="web", grant_types=["authorization_code"],
+                           redirect_uris="https://rp.example.com/cb", client_secret="unused-secret-1")
+"""
+
 _BEFORE = """
 import json
 from datetime import timedelta
@@ -200,8 +206,8 @@ from oidc_provider.models import Application
 
 plain = json.loads({plain!r})
 user = get_user_model().objects.create_user("upgraded", password="unused-password-1")
-app = Application.objects.create(name="Upgraded", client_type="confidential", authorization_grant_type="authorization-code",
-                                 redirect_uris="https://rp.example.com/cb", client_secret="unused-secret-1")
+# Made at today's schema (an older one lacks today's columns); only its key is needed here.
+app = Application.objects.only("pk").get(name="Upgraded")
 later = timezone.now() + timedelta(hours=1)
 # As the provider wrote them before: the token in its column (its checksum derived from it), the code as it is.
 access = get_access_token_model().objects.create(user=user, application=app, token=plain["access"], expires=later, scope="openid")
@@ -234,6 +240,7 @@ def test_upgrading_turns_plaintext_tokens_and_codes_into_digests(scratch_databas
     plain = {"access": "plain-access-" + uuid.uuid4().hex, "refresh": "plain-refresh-" + uuid.uuid4().hex,
              "code": "plain-code-" + uuid.uuid4().hex[:16]}
     manage("migrate", "-v0")
+    manage("shell", "--no-imports", "-c", _APPLICATION)
     manage("migrate", "oidc_provider", "0003", "-v0")  # the schema of the version before
     manage("shell", "--no-imports", "-c", _BEFORE.format(plain=json.dumps(plain)))
     manage("migrate", "-v0")

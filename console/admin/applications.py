@@ -85,6 +85,7 @@ class ApplicationAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
             (None, {"fields": identity}),
             (_("Grants"), {"fields": ["grant_types"]}),
             (_("Redirects and origins"), {"fields": ["redirect_uris", "post_logout_redirect_uris", "allowed_origins"]}),
+            (_("Logout"), {"fields": ["backchannel_logout_uri", "frontchannel_logout_uri"]}),
             (_("Consent"), {"fields": ["skip_authorization"]}),
         ]
         if obj is not None:

@@ -71,7 +71,8 @@ class ApplicationSerializer(serializers.ModelSerializer):
         model = Application
         fields = [
             "client_id", "name", "description", "application_type", "grant_types", "redirect_uris",
-            "post_logout_redirect_uris", "skip_consent", "allowed_origins", "is_resource_server", "created", "updated",
+            "post_logout_redirect_uris", "skip_consent", "allowed_origins", "backchannel_logout_uri",
+            "frontchannel_logout_uri", "is_resource_server", "created", "updated",
         ]
         read_only_fields = ["client_id", "created", "updated"]
         extra_kwargs = {"name": {"required": True, "allow_blank": False}}

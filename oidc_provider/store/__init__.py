@@ -82,7 +82,8 @@ class Store:
 
     def read_refresh_token(self, checksum):
         """The refresh token with this checksum (live or revoked), its access token, user and
-        the user's subject joined, and ``family_born`` (its family's first ``created``), or None."""
+        the user's subject joined, ``family_born`` (its family's first ``created``) and ``sid``
+        (the login session its family began in, or None), or None."""
         raise NotImplementedError
 
     def save_id_token(self, id_token):

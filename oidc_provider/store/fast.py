@@ -33,7 +33,7 @@ from oauth2_provider.models import (
 
 from .. import config_cache
 from ..conf import oidc_settings
-from ..models import ConfigVersion, RedeemedCode
+from ..models import ConfigVersion, LoginSession, RedeemedCode, SessionSignIn
 from . import FAST_VENDORS
 from .orm import OrmStore
 
@@ -100,9 +100,12 @@ class FastStore(OrmStore):
 
     def read_refresh_token(self, checksum):
         model = get_refresh_token_model()
-        born = (("family_born", (_family_born_sql, model._meta.get_field("created"))),)
+        annotations = (
+            ("family_born", (_family_born_sql, model._meta.get_field("created"))),
+            ("sid", (_family_sid_sql, LoginSession._meta.get_field("sid"))),
+        )
         return first(model, "token_checksum", checksum, related=(("access_token",), ("user", "oidc_subject")),
-                     annotations=born, order_revoked=True, config_version=True)
+                     annotations=annotations, order_revoked=True, config_version=True)
 
     def save_id_token(self, id_token):
         if not _insertable(type(id_token)):
@@ -147,6 +150,15 @@ def _family_born_sql(qn):
     meta = get_refresh_token_model()._meta
     table, created, family = qn(meta.db_table), qn(meta.get_field("created").column), qn(meta.get_field("token_family").column)
     return f"(SELECT f.{created} FROM {table} f WHERE f.{family} = t0.{family} ORDER BY f.{created} LIMIT 1)"
+
+
+def _family_sid_sql(qn):
+    sign_in, session = SessionSignIn._meta, LoginSession._meta
+    return "(SELECT s.{} FROM {} i JOIN {} s ON s.{} = i.{} WHERE i.{} = t0.{} LIMIT 1)".format(
+        qn(session.get_field("sid").column), qn(sign_in.db_table), qn(session.db_table), qn(session.pk.column),
+        qn(sign_in.get_field("session").column), qn(sign_in.get_field("token_family").column),
+        qn(get_refresh_token_model()._meta.get_field("token_family").column),
+    )
 
 
 # -- INSERT ---------------------------------------------------------------------------

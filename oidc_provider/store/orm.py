@@ -19,7 +19,7 @@ from oauth2_provider.models import (
 )
 
 from .. import config_cache
-from ..models import ConfigVersion, RedeemedCode
+from ..models import ConfigVersion, RedeemedCode, SessionSignIn
 from . import Store
 
 
@@ -83,9 +83,10 @@ class OrmStore(Store):
     def read_refresh_token(self, checksum):
         model = get_refresh_token_model()
         born = model.objects.filter(token_family=OuterRef("token_family")).order_by("created").values("created")[:1]
+        sid = SessionSignIn.objects.filter(token_family=OuterRef("token_family")).values("session__sid")[:1]
         return (
             model.objects.select_related("access_token", "user__oidc_subject")
-            .annotate(family_born=Subquery(born))
+            .annotate(family_born=Subquery(born), sid=Subquery(sid))
             .filter(token_checksum=checksum)
             .order_by(F("revoked").desc(nulls_first=True))  # the live row first, were a checksum issued twice
             .first()

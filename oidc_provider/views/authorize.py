@@ -28,7 +28,7 @@ from oauth2_provider.views import AuthorizationView
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views.mixins import OAuthLibMixin
 
-from .. import claims, keys
+from .. import claims, keys, sessions
 from ..conf import oidc_settings
 from ..models import Consent
 from ..policy import normalise_response_type
@@ -288,6 +288,12 @@ class AuthorizeView(DecoratedView, AuthorizationView):
         except OAuthToolkitError as error:
             return self.error_response(error, application)
         return self.redirect(uri, application)
+
+    def create_authorization_response(self, request, scopes, credentials, allow):
+        if allow:
+            # Both ways here (consent given, or none needed) issue within the login session.
+            credentials = {**credentials, "login_session": sessions.current(request)}
+        return super().create_authorization_response(request, scopes, credentials, allow)
 
     # -- responses ------------------------------------------------------------------
 

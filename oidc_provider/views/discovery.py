@@ -50,6 +50,11 @@ def provider_metadata():
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "ui_locales_supported": ["en", "zh-Hans"],
+        # Every ID token carries sid; logout tokens and front-channel frames carry it too.
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": True,
+        "frontchannel_logout_session_supported": True,
     }
 
 

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.shortcuts import render
 
-from .. import throttle
+from .. import sessions, throttle
 from .decorated import DecoratedView
 from .guards import reject_malformed_input
 from .pages import hosted_page
@@ -28,3 +28,7 @@ class LoginView(DecoratedView, auth_views.LoginView):
 class LogoutView(DecoratedView, auth_views.LogoutView):
     view_decorators = (hosted_page,)
     template_name = "oidc_provider/logged_out.html"
+
+    def get_context_data(self, **kwargs):
+        # The applications the ended session signed into hear of it in hidden frames.
+        return {**super().get_context_data(**kwargs), "frames": sessions.frontchannel_frames(self.request)}

@@ -6,9 +6,11 @@ from oauth2_provider.exceptions import (
     InvalidOIDCClientError,
     InvalidOIDCRedirectURIError,
 )
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.http import OAuth2ResponseRedirect
 from oauth2_provider.views import RPInitiatedLogoutView
+from oauthlib.common import add_params_to_uri
 
+from .. import sessions
 from ..models import Application
 from .decorated import DecoratedView
 from .guards import reject_malformed_input
@@ -38,16 +40,17 @@ class LogoutView(DecoratedView, RPInitiatedLogoutView):
     def do_logout(self, application=None, post_logout_redirect_uri=None, state=None, token_user=None):
         if getattr(self, "unregistered_redirect", False):
             post_logout_redirect_uri = None
-        user = self.request.user
-        # Only the session's own user logs out their tokens: an ID token alone (which may
-        # have leaked) is a hint, not a credential to revoke someone's tokens with.
-        if application is not None and user.is_authenticated and token_user in (None, user):
-            # The relying party that logs the user out loses its tokens; other applications
-            # keep theirs (a user logging out of one app keeps their other apps' offline access).
-            access_tokens = get_access_token_model().objects.filter(user=user, application=application)
-            get_refresh_token_model().objects.filter(user=user, application=application, revoked__isnull=True).delete()
-            access_tokens.delete()
-        if post_logout_redirect_uri:
-            return super().do_logout(application, post_logout_redirect_uri, state, token_user=None)
+        # Ending the login session (a user_logged_out receiver) revokes what was issued in it,
+        # for every application it signed into, and tells them; refresh tokens granted for
+        # offline_access stay, as they exist to outlive the session (OIDC Core 11).
         logout(self.request)
-        return render(self.request, "oidc_provider/logged_out.html", {"application": application})
+        # The other applications of the session hear of it in hidden frames (front-channel).
+        frames = sessions.frontchannel_frames(self.request)
+        if post_logout_redirect_uri:
+            target = add_params_to_uri(post_logout_redirect_uri, [("state", state)]) if state else post_logout_redirect_uri
+            if not frames:
+                return OAuth2ResponseRedirect(target, application.get_allowed_schemes())
+            # The frames load before the page moves on, by itself and without script.
+            return render(self.request, "oidc_provider/logged_out.html",
+                          {"application": application, "frames": frames, "continue_to": target})
+        return render(self.request, "oidc_provider/logged_out.html", {"application": application, "frames": frames})

@@ -17,6 +17,8 @@ def describe(app):
         "redirect_uris": app.redirect_uris.split(),
         "post_logout_redirect_uris": app.post_logout_redirect_uris.split(),
         "allowed_origins": app.allowed_origins.split(),
+        "backchannel_logout_uri": app.backchannel_logout_uri or None,
+        "frontchannel_logout_uri": app.frontchannel_logout_uri or None,
         "skip_consent": app.skip_authorization,
     }
 
@@ -44,6 +46,12 @@ class Command(ProviderCommand):
         parser.add_argument("--allowed-origin", action="append", dest="allowed_origins", default=[], metavar="ORIGIN",
                             help="An origin (scheme://host[:port]) whose pages may call the token endpoint "
                                  "(repeatable; an SPA's or native app's default: its redirect URIs' origins).")
+        parser.add_argument("--backchannel-logout-uri", default="", metavar="URI",
+                            help="Where the provider POSTs a signed logout token when a user's session that signed "
+                                 "into this application ends (OIDC Back-Channel Logout; https, or http on loopback).")
+        parser.add_argument("--frontchannel-logout-uri", default="", metavar="URI",
+                            help="Loaded in a hidden frame, with iss and sid, when such a session ends "
+                                 "(OIDC Front-Channel Logout).")
         parser.add_argument("--skip-consent", action="store_true",
                             help="Do not ask users to approve this application (first-party apps only).")
 
@@ -53,13 +61,14 @@ class Command(ProviderCommand):
     add_regenerate_secret_arguments = add_delete_arguments
 
     def handle_create(self, *, name, application_type, grants, redirect_uris, post_logout_redirect_uris,
-                      allowed_origins, skip_consent, **options):
+                      allowed_origins, backchannel_logout_uri, frontchannel_logout_uri, skip_consent, **options):
         if not name.strip():
             raise CommandError("Application not created.\nname: Give the application a name (--name).")
         try:
             app = applications.create(
                 name=name, application_type=application_type, grants=grants, redirect_uris=redirect_uris,
                 post_logout_redirect_uris=post_logout_redirect_uris, allowed_origins=allowed_origins,
+                backchannel_logout_uri=backchannel_logout_uri, frontchannel_logout_uri=frontchannel_logout_uri,
                 skip_consent=skip_consent,
             )
         except ValidationError as e:
@@ -95,6 +104,10 @@ class Command(ProviderCommand):
             lines.append(f"  post-logout:    {' '.join(data['post_logout_redirect_uris'])}")
         if app.allowed_origins:
             lines.append(f"  CORS origins:   {app.allowed_origins}")
+        if app.backchannel_logout_uri:
+            lines.append(f"  back-channel:   {app.backchannel_logout_uri}")
+        if app.frontchannel_logout_uri:
+            lines.append(f"  front-channel:  {app.frontchannel_logout_uri}")
         if app.skip_authorization:
             lines.append("  consent:        skipped")
         return "\n".join(lines)
