@@ -42,6 +42,8 @@ CHROMIUM_ARGS = [
 ]
 HERE = Path(__file__).resolve().parent
 SPA_HTML = (HERE / "rp" / "spa.html").read_text()
+OIDC_CLIENT_TS_HTML = (HERE / "rp" / "oidc-client-ts.html").read_text()
+OIDC_CLIENT_TS_JS = HERE / "rp" / "node_modules" / "oidc-client-ts" / "dist" / "browser" / "oidc-client-ts.min.js"
 RP_SITE = HERE / "rp_site"
 STEP_TIMEOUT_MS = 20_000
 
@@ -64,13 +66,19 @@ class _SpaHandler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         path = urlsplit(self.path).path
+        if path == "/oidc-client-ts.js" and OIDC_CLIENT_TS_JS.exists():
+            self.send(OIDC_CLIENT_TS_JS.read_bytes(), "text/javascript")
+            return
         config = self.configs.get(path)
         if config is None:
             self.send_error(404)
             return
-        body = SPA_HTML.replace("/*CONFIG*/null", json.dumps(config)).encode()
+        page = OIDC_CLIENT_TS_HTML if path.startswith("/ts") else SPA_HTML
+        self.send(page.replace("/*CONFIG*/null", json.dumps(config)).encode(), "text/html; charset=utf-8")
+
+    def send(self, body, content_type):
         self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
@@ -139,13 +147,18 @@ def spa(live_provider, metadata):
     hybrid_app = live_provider.create_app(
         "Browser hybrid", "web", grants=["authorization_code", "hybrid"], redirect_uris=[f"{origin}/hybrid-cb"],
     )
+    ts_app = live_provider.create_app(
+        "oidc-client-ts SPA", "spa", redirect_uris=[f"{origin}/ts-cb"], post_logout_redirect_uris=[f"{origin}/ts-logged-out"],
+    )
     common = {k: metadata[k] for k in ("authorization_endpoint", "token_endpoint")}
+    ts_config = {"authority": metadata["issuer"], "client_id": ts_app["client_id"]}
     spa_config = {**common, "client_id": spa_app["client_id"], "redirect_uri": f"{origin}/cb"}
     hybrid_config = {**common, "client_id": hybrid_app["client_id"], "redirect_uri": f"{origin}/hybrid-cb"}
-    site = StaticSite({"/": spa_config, "/cb": spa_config, "/hybrid": hybrid_config, "/hybrid-cb": hybrid_config}, spa_port)
+    site = StaticSite({"/": spa_config, "/cb": spa_config, "/hybrid": hybrid_config, "/hybrid-cb": hybrid_config,
+                       "/ts": ts_config, "/ts-cb": ts_config, "/ts-logged-out": ts_config}, spa_port)
     probe = StaticSite({"/cors-probe": spa_config}, probe_port)
     with site, probe:
-        yield {"site": site, "probe": probe, "spa_app": spa_app, "hybrid_app": hybrid_app}
+        yield {"site": site, "probe": probe, "spa_app": spa_app, "hybrid_app": hybrid_app, "ts_app": ts_app}
 
 
 def log_in_and_consent(page, user):
@@ -204,6 +217,33 @@ def test_spa_pkce_login_and_code_exchange_in_the_browser(page, spa, live_user, m
     assert "refresh_token" not in body, "spa applications may not refresh under the default policy"
     claims = verify_id_token(metadata, body["id_token"], spa["spa_app"]["client_id"])
     assert claims["nonce"] == result["nonce"]
+
+
+@pytest.mark.skipif(not OIDC_CLIENT_TS_JS.exists(), reason="no oidc-client-ts: run `npm ci` in tests/rp")
+def test_an_oidc_client_ts_spa_signs_in_loads_userinfo_and_signs_out(page, spa, live_user, metadata):
+    """oidc-client-ts (the most used SPA library), unmodified, with loadUserInfo: discovery, code
+    + PKCE, the token request and the userinfo call from the browser (CORS preflight included),
+    then RP-initiated logout with id_token_hint back to its post-logout redirect URI."""
+    site = spa["site"]
+    page.goto(f"{site.origin}/ts")
+    log_in_and_consent(page, live_user)
+    page.wait_for_url(f"{site.origin}/ts-cb*")
+    result = wait_for_result(page)
+    assert "error" not in result, result
+    assert result["has_access_token"] and result["scope"] == "openid profile email"
+    # The profile holds userinfo's claims, merged by the library after its own userinfo call.
+    assert result["profile"]["email"] == f"{live_user['username']}@example.com"
+    assert result["profile"]["preferred_username"] == live_user["username"]
+    claims = verify_id_token(metadata, result["id_token"], spa["ts_app"]["client_id"])
+    assert claims["sid"] and result["profile"]["sub"] == claims["sub"]
+
+    page.click("#logout")
+    page.wait_for_url(f"{site.origin}/ts-logged-out*")
+    result = wait_for_result(page)
+    assert result == {"signed_out": True, "user": None, "state": None}, result
+    # Signed out at the provider too: a new sign-in asks for the password again.
+    page.goto(f"{site.origin}/ts")
+    page.wait_for_selector("input[name=username]")
 
 
 def test_spa_builds_pkce_with_web_crypto_and_logs_in(page, spa, live_user, metadata):
