@@ -12,6 +12,7 @@ from importlib import import_module
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY
 from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model
@@ -21,7 +22,8 @@ from .conf import oidc_settings
 from .models import LoginSession, SessionSignIn
 from .store import store
 
-SESSION_SID = "oidc_sid"
+# In the Django session: [the LoginSession's pk, its sid, the session's auth hash when it began].
+SESSION_KEY = "oidc_login_session"
 # Set on the request whose logout ended a session: the applications to show front-channel frames for.
 ENDED = "oidc_ended_session"
 
@@ -37,18 +39,18 @@ def _begin(request, user):
     if request.session.session_key is None:
         request.session.save()
     session = LoginSession.objects.create(user=user, session_key=request.session.session_key)
-    request.session[SESSION_SID] = session.sid
+    request.session[SESSION_KEY] = [session.pk, session.sid, request.session.get(HASH_SESSION_KEY, "")]
     return session
 
 
 def current(request):
-    """The live login session of this request's user, begun now if there is none (a login
-    from before sessions were kept, or one a password change ended)."""
-    sid = request.session.get(SESSION_SID)
-    if sid:
-        session = LoginSession.objects.filter(sid=sid, user=request.user, ended_at__isnull=True).first()
-        if session is not None:
-            return session
+    """The live login session of this request's signed-in user, named by its Django session
+    (no query). A login session ends only with its Django session (a logout flushes it, an
+    admin deletes it) or with a password change, which gives the Django session a new auth
+    hash: a login session begun under another hash has ended, and a new one begins."""
+    kept = request.session.get(SESSION_KEY)
+    if isinstance(kept, list) and len(kept) == 3 and kept[2] == request.session.get(HASH_SESSION_KEY, ""):
+        return LoginSession(pk=kept[0], sid=kept[1], user=request.user)
     return _begin(request, request.user)
 
 
@@ -88,8 +90,8 @@ def _revoke(sign_in):
 
 def on_logout(sender, request, user, **kwargs):
     """user_logged_out receiver: logging out anywhere here ends the session it was."""
-    sid = request.session.get(SESSION_SID) if request is not None and hasattr(request, "session") else None
-    session = LoginSession.objects.filter(sid=sid).first() if sid else None
+    kept = request.session.get(SESSION_KEY) if request is not None and hasattr(request, "session") else None
+    session = LoginSession.objects.filter(pk=kept[0]).first() if isinstance(kept, list) and kept else None
     if session is not None:
         setattr(request, ENDED, (session, end(session, reason="logout") or []))
 

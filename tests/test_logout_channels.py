@@ -554,3 +554,22 @@ def test_a_sign_in_is_recorded_per_application_of_the_session(client, user, web_
     response = authorize(client, web_app, redirect_uri="https://evil.example/cb")
     assert response.status_code == 400
     assert SessionSignIn.objects.count() == 1
+
+
+def test_the_browser_that_changed_the_password_signs_in_anew_with_a_new_sid(client, user, web_app):
+    """A password change ends the login session also for the browser that made it, which
+    Django keeps signed in (update_session_auth_hash): its next ID token names a new session,
+    under which its new sign-ins are kept."""
+    from django.contrib.auth import HASH_SESSION_KEY
+
+    client.force_login(user)
+    old_sid = verify_id_token(client, _tokens(client, web_app)["id_token"], web_app.client_id)["sid"]
+    user.set_password("a brand new passphrase")
+    user.save()
+    session = client.session
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()  # what Django's password change view does
+    session.save()
+    new_sid = verify_id_token(client, _tokens(client, web_app)["id_token"], web_app.client_id)["sid"]
+    assert new_sid != old_sid
+    live = LoginSession.objects.get(user=user, ended_at__isnull=True)
+    assert live.sid == new_sid and live.sign_ins.count() == 1

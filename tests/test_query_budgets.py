@@ -26,10 +26,10 @@ from tests.helpers import authorize, basic_auth, exchange, get_code
 # transaction on SQLite (savepoint-free inside the test's transaction); the ORM store in a
 # transaction.atomic block, which inside the test's transaction adds a SAVEPOINT and its RELEASE.
 COMMON = {
-    # version, session, user, the remembered consent, the login session (its sid), INSERT
-    # the code's Grant, INSERT the application's sign-in (the application comes from
-    # config_cache, found there by the request's validation).
-    "authorization": 7,
+    # version, session, user, the remembered consent, INSERT the code's Grant, INSERT the
+    # login session's sign-in (the application comes from config_cache, found there by the
+    # request's validation; the login session's sid from the Django session).
+    "authorization": 6,
 }
 BUDGETS = {
     "fast": {

@@ -1,5 +1,6 @@
 """Login sessions: who is signed in, where, and since when; an admin ends them with an
-audited action (the applications they signed into are told, their tokens revoked)."""
+audited action (the applications they signed into are told, their tokens revoked); the
+provider makes them, so nobody adds, edits or deletes one here."""
 
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
@@ -9,6 +10,7 @@ from oidc_provider.models import LoginSession
 
 from .. import services
 from ..permissions import allowed
+from .site import IssuedByTheProviderMixin
 
 
 class LiveSessionFilter(admin.SimpleListFilter):
@@ -27,7 +29,7 @@ class LiveSessionFilter(admin.SimpleListFilter):
 
 
 @admin.register(LoginSession)
-class LoginSessionAdmin(admin.ModelAdmin):
+class LoginSessionAdmin(IssuedByTheProviderMixin, admin.ModelAdmin):
     list_display = ("user", "created_at", "ended_at", "applications")
     list_filter = (LiveSessionFilter,)
     list_select_related = ("user",)
@@ -43,16 +45,6 @@ class LoginSessionAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return allowed(request.user, "session.view")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Ended with the action: it tells the applications and revokes, and is audited.
-        return False
 
     def has_end_permission(self, request):
         return allowed(request.user, "session.end")
