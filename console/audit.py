@@ -44,6 +44,11 @@ REFRESH_TOKEN_REPLAYED = "refresh_token.replayed"
 CLIENT_AUTH_FAILED = "client_auth.failed"
 CLIENT_AUTH_THROTTLED = "client_auth.throttled"
 SESSION_ENDED = "session.ended"
+CLIENT_REGISTERED = "registration.registered"
+CLIENT_REGISTRATION_UPDATED = "registration.updated"
+CLIENT_REGISTRATION_DELETED = "registration.deleted"
+REGISTRATION_TOKEN_ISSUED = "registration_token.issued"
+REGISTRATION_TOKEN_REVOKED = "registration_token.revoked"
 BACKCHANNEL_LOGOUT_DELIVERED = "backchannel_logout.delivered"
 BACKCHANNEL_LOGOUT_FAILED = "backchannel_logout.failed"
 
@@ -115,6 +120,23 @@ def _session_ended(sender, session=None, applications=(), reason="", actor=None,
         SESSION_ENDED, actor=actor, actor_label=None if actor else session.user.get_username(), target=session.user,
         reason=reason, sid=session.sid, applications=[a.client_id for a in applications],
     )
+
+
+@receiver(signals.client_registration_changed, dispatch_uid="console.audit.client_registration")
+def _client_registration(sender, application=None, action="", initial_access_token=None, request=None, **kwargs):
+    event = {"registered": CLIENT_REGISTERED, "updated": CLIENT_REGISTRATION_UPDATED, "deleted": CLIENT_REGISTRATION_DELETED}[action]
+    details = {"initial_access_token": str(initial_access_token)} if initial_access_token is not None else {}
+    record(event, actor_label=application.client_id, target=application, **details)
+
+
+@receiver(signals.registration_token_issued, dispatch_uid="console.audit.registration_token_issued")
+def _registration_token_issued(sender, token=None, actor=None, **kwargs):
+    record(REGISTRATION_TOKEN_ISSUED, **_by(actor), target=token, expires_at=token.expires_at.isoformat())
+
+
+@receiver(signals.registration_token_revoked, dispatch_uid="console.audit.registration_token_revoked")
+def _registration_token_revoked(sender, token=None, actor=None, **kwargs):
+    record(REGISTRATION_TOKEN_REVOKED, **_by(actor), target=token)
 
 
 @receiver(signals.backchannel_logout_attempted, dispatch_uid="console.audit.backchannel_logout")

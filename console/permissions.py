@@ -47,6 +47,10 @@ ACTIONS = {
     "session.view": frozenset({P + "view_loginsession"}),
     # Ending a session revokes the tokens issued in it.
     "session.end": frozenset({P + "view_loginsession", P + "revoke_tokens"}),
+    # A registration token lets its holder add applications: issuing one is adding them.
+    "registration_token.view": frozenset({P + "view_initialaccesstoken"}),
+    "registration_token.issue": frozenset({P + "add_initialaccesstoken", P + "add_application"}),
+    "registration_token.revoke": frozenset({P + "revoke_initialaccesstoken"}),
 }
 
 
@@ -83,7 +87,8 @@ ADMINISTERED_APPS = ("oidc_provider", "oauth2_provider", "console")
 # client secrets and SKs are stored as digests and never listed, private keys are never
 # loaded, DOT's token and code admins show masked values only.
 AUDITED_MODELS = {
-    "oidc_provider": ("application", "grantpolicy", "accessaccount", "accesskey", "signingkey", "consent", "loginsession"),
+    "oidc_provider": ("application", "grantpolicy", "accessaccount", "accesskey", "signingkey", "consent", "loginsession",
+                      "initialaccesstoken"),
     "oauth2_provider": ("accesstoken", "refreshtoken", "idtoken", "grant"),
     "console": ("auditevent",),
 }
@@ -96,6 +101,7 @@ APPLICATION_MANAGER_PERMISSIONS = (
     P + "view_accessaccount", P + "add_accessaccount", P + "change_accessaccount",
     P + "view_accesskey", P + "issue_accesskey", P + "revoke_accesskey",
     P + "view_consent", P + "view_loginsession",
+    P + "view_initialaccesstoken", P + "add_initialaccesstoken", P + "revoke_initialaccesstoken",
     DOT + "view_accesstoken", DOT + "view_refreshtoken",
 )
 
@@ -122,15 +128,8 @@ def sync_roles(apps=None, using="default"):
     """
     registry = apps or global_apps
     for app_config in registry.get_app_configs():
-        if app_config.label not in ADMINISTERED_APPS:
-            continue
-        # A migration's app configs have no models module; create_permissions skips those.
-        had_module = getattr(app_config, "models_module", None)
-        app_config.models_module = had_module or True
-        try:
-            create_permissions(app_config, verbosity=0, using=using, apps=registry)
-        finally:
-            app_config.models_module = had_module
+        if app_config.label in ADMINISTERED_APPS:
+            _create_permissions(app_config, using, registry)
     Group = registry.get_model("auth", "Group")
     Permission = registry.get_model("auth", "Permission")
     result = {}
@@ -141,3 +140,26 @@ def sync_roles(apps=None, using="default"):
             f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")
         )
     return result
+
+
+def add_to_roles(apps, using, app_label, added):
+    """Give the shipped roles new permissions ({role name: codenames}), keeping whatever a
+    site changed in them: for migrations that ship a new model."""
+    _create_permissions(apps.get_app_config(app_label), using, apps)
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, codenames in added.items():
+        group = Group.objects.using(using).filter(name=role).first()
+        if group is not None:
+            group.permissions.add(*Permission.objects.using(using).filter(
+                content_type__app_label=app_label, codename__in=codenames))
+
+
+def _create_permissions(app_config, using, registry):
+    # A migration's app configs have no models module; create_permissions skips those.
+    had_module = getattr(app_config, "models_module", None)
+    app_config.models_module = had_module or True
+    try:
+        create_permissions(app_config, verbosity=0, using=using, apps=registry)
+    finally:
+        app_config.models_module = had_module

@@ -70,6 +70,11 @@ DEFAULTS = {
     "CLIENT_AUTH_FAILURES_PER_IP": 100,
     "CLIENT_AUTH_FAILURES_PER_CLIENT": 1000,
     "CLIENT_AUTH_WINDOW": 15 * 60,
+    # Dynamic client registration (RFC 7591, 7592) at /oidc/register, for holders of an
+    # initial access token an admin issued; off: the endpoint answers 404 and discovery omits it.
+    "DYNAMIC_REGISTRATION": False,
+    # How long an initial access token lasts unless its issuer says otherwise (seconds).
+    "REGISTRATION_TOKEN_TTL": 24 * 3600,
     # Hosted pages' branding.
     "SITE_NAME": "Identity",
     "LOGO_URL": "",

@@ -399,6 +399,42 @@ class LogoutNotice(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
 
+class InitialAccessToken(models.Model):
+    """Lets whoever holds it register clients at the registration endpoint (RFC 7591 §3)
+    until it expires or is revoked. Only its digest is kept; it is shown once."""
+
+    digest = models.CharField(max_length=80, unique=True, editable=False)
+    note = models.CharField(_("note"), max_length=200, blank=True, default="",
+                            help_text=_("Who it is for, e.g. the partner or the pipeline that registers clients."))
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+", verbose_name=_("issued by"))
+    created_at = models.DateTimeField(_("issued"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"))
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("registration token")
+        permissions = [("revoke_initialaccesstoken", _("Can revoke a registration token"))]
+
+    def __str__(self):
+        return self.note or f"#{self.pk}"
+
+    def is_usable(self):
+        return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class ClientRegistration(models.Model):
+    """A client registered at the registration endpoint, and the digest of its registration
+    access token, with which it reads, updates and deletes its registration (RFC 7592)."""
+
+    application = models.OneToOneField(Application, on_delete=models.CASCADE, related_name="registration")
+    access_token_digest = models.CharField(max_length=80, unique=True, editable=False)
+    initial_access_token = models.ForeignKey(InitialAccessToken, on_delete=models.SET_NULL, null=True,
+                                             related_name="registrations")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
 class RedeemedCodeQuerySet(models.QuerySet):
     def expired(self):
         """Codes that would have expired by now even unspent: a replay of one is refused as

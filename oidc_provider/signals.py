@@ -47,3 +47,10 @@ access_key_rotated = Signal()
 session_ended = Signal()
 # kwargs: notice (a LogoutNotice), delivered (bool), given_up (bool), detail (what the relying party answered)
 backchannel_logout_attempted = Signal()
+
+# Dynamic client registration (RFC 7591, 7592).
+# kwargs: application, action ("registered", "updated", "deleted"), initial_access_token (on registration)
+client_registration_changed = Signal()
+# kwargs: token (an InitialAccessToken row, never the token), actor
+registration_token_issued = Signal()
+registration_token_revoked = Signal()

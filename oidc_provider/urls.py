@@ -5,6 +5,7 @@ from .views import discovery
 from .views.authorize import AuthorizeView
 from .views.introspection import IntrospectionView, RevocationView
 from .views.logout import LogoutView
+from .views.registration import ClientConfigurationView, RegistrationView
 from .views.token import TokenView
 from .views.userinfo import UserInfoView
 
@@ -19,4 +20,6 @@ urlpatterns = [
     path("token/introspection", protocol_endpoint(IntrospectionView.as_view()), name="introspection"),
     path("token/revocation", protocol_endpoint(RevocationView.as_view()), name="revocation"),
     path("session/end", LogoutView.as_view(), name="end-session"),
+    path("register", RegistrationView.as_view(), name="registration"),
+    path("register/<str:client_id>", ClientConfigurationView.as_view(), name="client-configuration"),
 ]

@@ -270,6 +270,7 @@ OIDC_PROVIDER = {
     # client-authentication throttle, audit log); none: REMOTE_ADDR is the client.
     "TRUSTED_PROXIES": os.environ.get("OIDC_TRUSTED_PROXIES", ""),
     "THROTTLE_CACHE": "default" if os.environ.get("REDIS_URL") else None,
+    "DYNAMIC_REGISTRATION": _env_bool("OIDC_DYNAMIC_REGISTRATION"),
 }
 
 # The provider configures django-oauth-toolkit itself (oidc_provider.apps); a site only

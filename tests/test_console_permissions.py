@@ -28,8 +28,10 @@ from rest_framework.test import APIClient
 
 from console import audit
 from console.models import AuditEvent
-from oidc_provider import access_keys, keys, policy
-from oidc_provider.models import AccessAccount, AccessKey, Application, Consent, GrantPolicy, LoginSession, SigningKey
+from oidc_provider import access_keys, keys, policy, registration
+from oidc_provider.models import (
+    AccessAccount, AccessKey, Application, Consent, GrantPolicy, InitialAccessToken, LoginSession, SigningKey,
+)
 
 from .factories import ApplicationFactory
 
@@ -50,6 +52,7 @@ EVERY_ACTION = {
     "access_key.view", "access_key.issue", "access_key.revoke", "access_key.rotate",
     "signing_key.view", "signing_key.rotate", "signing_key.retire",
     "audit.view", "consent.view", "token.view", "code.view", "session.view", "session.end",
+    "registration_token.view", "registration_token.issue", "registration_token.revoke",
 }
 # Applications and access accounts and keys; reads the policy; not the policy, keys or audit log.
 MANAGER = {
@@ -59,11 +62,13 @@ MANAGER = {
     "access_account.view", "access_account.add", "access_account.change",
     "access_key.view", "access_key.issue", "access_key.revoke", "access_key.rotate",
     "consent.view", "token.view", "session.view", "session.end",
+    "registration_token.view", "registration_token.issue", "registration_token.revoke",
 }
 # Read-only, the audit log included; never a secret (no regenerate, no issue, no rotate).
 AUDITOR = {
     "console.enter", "application.view", "policy.view", "access_account.view", "access_key.view",
     "signing_key.view", "audit.view", "consent.view", "token.view", "code.view", "session.view",
+    "registration_token.view",
 }
 CAN = {
     "superuser": EVERY_ACTION | {"superuser"},
@@ -119,13 +124,14 @@ def world(db):
     id_token = IDToken.objects.create(user=owner, application=app, jti=uuid4(), expires=later, scope="openid")
     consent = Consent.objects.create(user=owner, application=app, scope="openid")
     login_session = LoginSession.objects.create(user=owner)
+    registration_token, _token = registration.issue_initial_token(note="partner")
     event = audit.record(audit.APPLICATION_CREATED, actor_label="cli", target=app)
     api_token, _token = AuthToken.objects.create(user=owner)
     current = policy.state_of(policy.WEB, policy.PASSWORD)
     return SimpleNamespace(
         owner=owner, app=app, doomed=doomed, account=account, key=key, spare_account=spare_account,
         active=active, upcoming=upcoming, access=access, refresh=refresh, grant=grant, id_token=id_token,
-        consent=consent, event=event, api_token=api_token, login_session=login_session,
+        consent=consent, event=event, api_token=api_token, login_session=login_session, registration_token=registration_token,
         policy_pair=(policy.WEB, policy.PASSWORD),
         new_state=policy.FORBIDDEN if current != policy.FORBIDDEN else policy.ALLOWED,
     )
@@ -147,6 +153,7 @@ def snapshot():
         "codes": sorted(Grant.objects.values_list("pk", flat=True)),
         "consents": sorted(Consent.objects.values_list("pk", flat=True)),
         "login_sessions": sorted(LoginSession.objects.values_list("pk", "ended_at")),
+        "registration_tokens": sorted(InitialAccessToken.objects.values_list("pk", "revoked_at")),
         "api_tokens": sorted(AuthToken.objects.values_list("digest", flat=True)),
         "audit_events": AuditEvent.objects.count(),
         "admin_log": LogEntry.objects.count(),
@@ -526,6 +533,15 @@ ADMIN_RULES = {
     ],
     **model_pages("oidc_provider_consent", lambda w: w.consent, "consent.view"),
     **model_pages("oidc_provider_loginsession", lambda w: w.login_session, "session.view"),
+    **{
+        **model_pages("oidc_provider_initialaccesstoken", lambda w: w.registration_token, "registration_token.view",
+                      add="registration_token.issue"),
+        # Issued on the page itself: the token is shown once, never carried by a redirect.
+        "oidc_provider_initialaccesstoken_add": [
+            ("get", "registration_token.issue", lambda w: (), None, 200, False),
+            ("post", "registration_token.issue", lambda w: (), lambda w: {"note": "ci", "hours": "2"}, 200, True),
+        ],
+    },
     **model_pages("oauth2_provider_accesstoken", lambda w: w.access, "token.view"),
     **model_pages("oauth2_provider_refreshtoken", lambda w: w.refresh, "token.view"),
     **model_pages("oauth2_provider_grant", lambda w: w.grant, "code.view"),
@@ -599,6 +615,7 @@ ACTION_RULES = {
     ("oauth2_provider.refreshtoken", "revoke_all_of_applications"): ("tokens.revoke", lambda w: w.refresh, 302),
     ("oidc_provider.consent", "revoke_consents"): ("tokens.revoke", lambda w: w.consent, 302),
     ("oidc_provider.loginsession", "end_sessions"): ("session.end", lambda w: w.login_session, 302),
+    ("oidc_provider.initialaccesstoken", "revoke_tokens"): ("registration_token.revoke", lambda w: w.registration_token, 302),
     ("console.auditevent", "export_csv"): ("audit.view", lambda w: w.event, 200),
     ("knox.authtoken", "delete_selected"): ("superuser", lambda w: w.api_token, 302),
     # Deleting rows by hand would skip the audited revoke actions: refused on every other list.
@@ -608,6 +625,7 @@ ACTION_RULES = {
     ("oidc_provider.accesskey", "delete_selected"): (NOBODY, lambda w: w.key, 302),
     ("oidc_provider.consent", "delete_selected"): (NOBODY, lambda w: w.consent, 302),
     ("oidc_provider.loginsession", "delete_selected"): (NOBODY, lambda w: w.login_session, 302),
+    ("oidc_provider.initialaccesstoken", "delete_selected"): (NOBODY, lambda w: w.registration_token, 302),
     ("oauth2_provider.accesstoken", "delete_selected"): (NOBODY, lambda w: w.access, 302),
     ("oauth2_provider.refreshtoken", "delete_selected"): (NOBODY, lambda w: w.refresh, 302),
     ("oauth2_provider.grant", "delete_selected"): (NOBODY, lambda w: w.grant, 302),
@@ -620,6 +638,7 @@ CHANGELIST_VIEW = {
     "oidc_provider.accessaccount": "access_account.view", "oidc_provider.accesskey": "access_key.view",
     "oauth2_provider.accesstoken": "token.view", "oauth2_provider.refreshtoken": "token.view",
     "oidc_provider.consent": "consent.view", "oidc_provider.loginsession": "session.view",
+    "oidc_provider.initialaccesstoken": "registration_token.view",
     "console.auditevent": "audit.view", "knox.authtoken": "superuser",
     "oidc_provider.grantpolicy": "policy.view", "oauth2_provider.grant": "code.view", "oauth2_provider.idtoken": "code.view",
 }

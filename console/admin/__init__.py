@@ -10,4 +10,6 @@ one for superusers that shows no token. Who may use each page and action is deci
 """
 
 from . import site  # noqa: F401  first: it unregisters the admins replaced below
-from . import access_accounts, api_tokens, applications, audit, policy, sessions, signing_keys, tokens  # noqa: F401
+from . import (  # noqa: F401
+    access_accounts, api_tokens, applications, audit, policy, registration_tokens, sessions, signing_keys, tokens,
+)

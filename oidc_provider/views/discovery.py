@@ -24,7 +24,9 @@ def endpoint(name):
 def provider_metadata():
     issuer = oidc_settings.issuer
     grant_types = ["authorization_code", "implicit", "password", "client_credentials", "refresh_token"]
+    registration = {"registration_endpoint": endpoint("registration")} if oidc_settings.DYNAMIC_REGISTRATION else {}
     return {
+        **registration,
         "issuer": issuer,
         "authorization_endpoint": endpoint("authorize"),
         "token_endpoint": endpoint("token"),
