@@ -135,6 +135,8 @@ def next_due():
 
 _lock = threading.Lock()
 _wakeup = threading.Event()
+_idle = threading.Event()  # set while the worker waits for the next retry, or is not running
+_idle.set()
 _worker = None
 
 
@@ -142,10 +144,16 @@ def wake():
     """Have this process's worker deliver what is due now (started if it is not running)."""
     global _worker
     with _lock:
+        _idle.clear()
         _wakeup.set()
         if _worker is None or not _worker.is_alive():
             _worker = threading.Thread(target=_run, name="oidc-backchannel-logout", daemon=True)
             _worker.start()
+
+
+def wait_idle(timeout=None):
+    """Wait until this process's worker has nothing due (it waits for a retry, or stopped)."""
+    return _idle.wait(timeout)
 
 
 def join(timeout=None):
@@ -174,6 +182,11 @@ def _run():
                 continue
             wait = (upcoming - timezone.now()).total_seconds()
             if wait > 0:
+                with _lock:
+                    if not _wakeup.is_set():
+                        _idle.set()
                 _wakeup.wait(min(wait, RETRY_DELAYS[-1]))
+                _idle.clear()
     finally:
         connections.close_all()  # this thread's own
+        _idle.set()

@@ -54,6 +54,12 @@ def current(request):
     return _begin(request, request.user)
 
 
+def begin_without_browser(user):
+    """A login session for a sign-in with no browser behind it (the password grant): its ID
+    tokens carry a sid too, and an admin or a password change ends it like any other."""
+    return LoginSession.objects.create(user=user)
+
+
 def record_sign_in(session, application, *, code_digest="", token_family=None, access_token_id=None, offline=False):
     SessionSignIn.objects.create(
         session=session, application=application, code_digest=code_digest, token_family=token_family,
@@ -84,6 +90,8 @@ def _revoke(sign_in):
         get_grant_model().objects.filter(code=sign_in.code_digest).delete()
         if not sign_in.offline:
             store.revoke_redeemed_code(sign_in.code_digest, sign_in.token_family, sign_in.application)
+    elif sign_in.token_family is not None and not sign_in.offline:
+        store.revoke_family(sign_in.token_family)  # a password grant's refresh tokens
     if sign_in.access_token_id is not None:
         get_access_token_model().objects.filter(pk=sign_in.access_token_id).delete()
 

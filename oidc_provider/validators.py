@@ -510,8 +510,10 @@ class OIDCValidator(OAuth2Validator):
         else:
             store.issue_access_token(tokens)
             session = getattr(request, "login_session", None)
-            if session is not None:  # issued by the authorization endpoint (implicit, hybrid)
-                sessions.record_sign_in(session, request.client, access_token_id=tokens.access_token.pk)
+            if session is not None:  # issued at the authorization endpoint (implicit, hybrid), or a password grant's
+                family = tokens.refresh_token.token_family if tokens.refresh_token is not None else None
+                sessions.record_sign_in(session, request.client, access_token_id=tokens.access_token.pk,
+                                        token_family=family, offline="offline_access" in request.scopes)
         token["expires_in"] = oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS
         signals.token_issued.send(
             sender=type(self), application=request.client, grant=request.grant_type or request.response_type,
@@ -648,6 +650,8 @@ class OIDCValidator(OAuth2Validator):
         now = timezone.now()
         expires = now + timedelta(seconds=oidc_settings.ID_TOKEN_TTL)
         auth_time = user.last_login or now
+        if request.grant_type == "password":
+            request.login_session = sessions.begin_without_browser(user)
         session = getattr(request, "login_session", None)
         sid = session.sid if session is not None else getattr(request, "sid", None)
         if sid:

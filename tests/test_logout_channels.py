@@ -129,15 +129,6 @@ def _member_of(role, username):
     return user
 
 
-def _wait_for(condition, seconds=10):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture
 def signed_in(transactional_db):
     user = UserFactory()
@@ -254,11 +245,12 @@ def test_a_failed_delivery_is_retried_with_back_off_and_audited(signed_in, recei
     receiver = receiver_for(app, status=503)
     _tokens(browser, app)
     browser.post("/accounts/logout/")
-    # The audit event is the attempt's last write; the worker then waits for the retry.
-    assert _wait_for(lambda: AuditEvent.objects.filter(action="backchannel_logout.failed").exists())
+    # The worker made its attempt and waits for the retry.
+    assert backchannel.wait_idle(10)
     notice = LogoutNotice.objects.get()
     assert notice.attempts == 1 and notice.last_error == "HTTP 503"
     assert notice.delivered_at is None and notice.next_attempt_at > timezone.now() + timedelta(seconds=5)
+    assert AuditEvent.objects.get(action="backchannel_logout.failed").details["answer"] == "HTTP 503"
 
     # Later, with the relying party back, cron's command delivers what is due.
     receiver.status = 200
@@ -278,7 +270,8 @@ def test_an_unreachable_relying_party_is_given_up_after_the_last_retry(signed_in
     receiver.close()  # nobody listens on that port any more
     _tokens(browser, app)
     browser.post("/accounts/logout/")
-    assert _wait_for(lambda: AuditEvent.objects.filter(action="backchannel_logout.failed").exists())
+    assert backchannel.wait_idle(10)
+    assert LogoutNotice.objects.get().attempts == 1
     for _ in backchannel.RETRY_DELAYS:
         LogoutNotice.objects.update(next_attempt_at=timezone.now())
         call_command("oidc_backchannel", "deliver", stdout=io.StringIO())
@@ -573,3 +566,25 @@ def test_the_browser_that_changed_the_password_signs_in_anew_with_a_new_sid(clie
     assert new_sid != old_sid
     live = LoginSession.objects.get(user=user, ended_at__isnull=True)
     assert live.sid == new_sid and live.sign_ins.count() == 1
+
+
+def test_a_password_grant_sign_in_is_a_login_session_with_a_sid_that_an_admin_can_end(client, user, db):
+    """Every ID token carries sid, also the password grant's (no browser behind it); the
+    session is ended like any other, and its refresh tokens with it."""
+    from oidc_provider import sessions
+
+    from .helpers import basic_auth
+
+    app = ApplicationFactory(application_type=policy.WEB, grant_types=["password", "refresh_token"])
+    auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, app.plaintext_secret)}
+    body = client.post("/oidc/token", {"grant_type": "password", "username": user.username, "password": PASSWORD,
+                                       "scope": "openid"}, **auth).json()
+    sid = verify_id_token(client, body["id_token"], app.client_id)["sid"]
+    refreshed = client.post("/oidc/token", {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
+                            **auth).json()
+    assert verify_id_token(client, refreshed["id_token"], app.client_id)["sid"] == sid
+    session = LoginSession.objects.get(sid=sid)
+    assert session.session_key == "" and sessions.sign_out(session, reason="ended_by_admin")
+    again = client.post("/oidc/token", {"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]},
+                        **auth)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"

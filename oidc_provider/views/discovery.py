@@ -46,7 +46,9 @@ def provider_metadata():
         "id_token_signing_alg_values_supported": [keys.ALGORITHM],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "c_hash", *CLAIM_SCOPES],
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "c_hash", "sid", *CLAIM_SCOPES,
+        ],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
