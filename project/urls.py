@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from oidc_provider import health
+
 urlpatterns = [
     path("oidc/", include("oidc_provider.urls")),
     path("accounts/", include("oidc_provider.account_urls")),
@@ -10,6 +12,8 @@ urlpatterns = [
     path("console/", include("console.urls")),
     # set_language: the hosted pages' language switcher posts there.
     path("i18n/", include("django.conf.urls.i18n")),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
     path("", RedirectView.as_view(url="/oidc/.well-known/openid-configuration", permanent=False)),
 ]
 
