@@ -110,6 +110,7 @@ def receiver_for(transactional_db):
 
     yield make
     # Nothing left for this process's worker, which then stops before the tables are emptied.
+    backchannel.wait_idle(10)
     LogoutNotice.objects.filter(delivered_at__isnull=True).update(given_up_at=timezone.now())
     backchannel.join(10)
     for receiver in receivers:
@@ -301,6 +302,7 @@ def test_a_session_ends_once_however_many_times_it_is_logged_out(signed_in, rece
     _tokens(browser, app)
     session = LoginSession.objects.get(user=user)
     browser.post("/accounts/logout/")
+    _worker_done()
     from oidc_provider import sessions
 
     assert sessions.end(session, reason="logout") is None
