@@ -1,19 +1,20 @@
 """Two provider nodes (separate gunicorn masters on separate ports) on one PostgreSQL
-database and one Redis, as a load balancer would spread one deployment's traffic.
+database and one Redis, as a load balancer would spread one deployment's traffic; and the
+same again with PgBouncer in transaction pooling mode in front of PostgreSQL.
 
 Each test proves that something begun or changed through node A holds at node B on its next
 request: a code, single use under concurrency, refresh rotation, the grant policy, a key
 rotation, an AK revocation, the login lockout and the per-address throttle, a session.
 """
 
-import base64
-import hashlib
+import os
 import secrets
+import shutil
 import socket
 import subprocess
 import threading
 import time
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -37,18 +38,79 @@ pytestmark = [
 ]
 
 
+PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.access("/usr/sbin/pgbouncer", os.X_OK) else None)
+
+
+class PgBouncer:
+    """Debian's pgbouncer in transaction pooling mode on a free port, in front of the
+    PostgreSQL server DATABASE_URL names, as large sites deploy it."""
+
+    def __init__(self, tmp):
+        self.dir = tmp / "pgbouncer"
+        self.dir.mkdir()
+        self.port = free_port()
+        server = urlsplit(os.environ["DATABASE_URL"])
+        user = server.username or "postgres"
+        (self.dir / "users.txt").write_text(f'"{user}" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host={server.hostname or '127.0.0.1'} port={server.port or 5432}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\n"
+            "pool_mode = transaction\nmax_client_conn = 200\ndefault_pool_size = 20\n"
+            f"logfile = {self.dir / 'pgbouncer.log'}\npidfile = {self.dir / 'pgbouncer.pid'}\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+        )
+        self.process = None
+
+    def url(self, database_url):
+        """``database_url`` (a database on the server) reached through the bouncer."""
+        parts = urlsplit(database_url)
+        return urlunsplit((parts.scheme, f"{parts.username or 'postgres'}@127.0.0.1:{self.port}", parts.path, "", ""))
+
+    def start(self):
+        command = [PGBOUNCER, str(self.dir / "pgbouncer.ini")]
+        if os.geteuid() == 0:  # pgbouncer will not run as root
+            for path in (self.dir.parent, self.dir, *self.dir.iterdir()):
+                path.chmod(0o777 if path.is_dir() else 0o666)
+            command[1:1] = ["-u", "postgres"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    log = (self.dir / "pgbouncer.log")
+                    raise RuntimeError("pgbouncer did not start: " + (log.read_text() if log.exists() else ""))
+                time.sleep(0.1)
+
+    def stop(self):
+        stop_process(self.process)
+
+
 class TwoNodes(LiveProvider):
     """Node A is the usual live server; node B a second gunicorn master with the same
-    settings (database, Redis, secret key, key-encryption key, issuer) on another port."""
+    settings (database, Redis, secret key, key-encryption key, issuer) on another port;
+    with ``pgbouncer``, both reach the database through one in transaction pooling mode."""
 
-    def __init__(self):
+    def __init__(self, pgbouncer=False):
         super().__init__(workers=2, threads=4)
         self.env["REDIS_URL"] = f"redis://127.0.0.1:6379/{9 + secrets.randbelow(6)}"
         self.port_b = free_port()
         self.base_url_b = f"http://127.0.0.1:{self.port_b}"
         self.process_b = None
+        self.bouncer = PgBouncer(self.tmp) if pgbouncer else None
+        if self.bouncer:
+            self.env["DATABASE_URL"] = self.bouncer.url(self.postgres.url)
+            # Server-side prepared statements do not survive transaction pooling.
+            self.env["DJANGO_DB_PREPARED_STATEMENTS"] = "0"
 
     def start(self):
+        if self.bouncer:
+            self.bouncer.start()
         super().start()
         import redis
 
@@ -74,6 +136,9 @@ class TwoNodes(LiveProvider):
         stop_process(self.process_b)
         if getattr(self, "_log_b", None):
             self._log_b.close()
+        if self.bouncer:
+            stop_process(self.process)  # before the bouncer, which would otherwise hold the database open
+            self.bouncer.stop()
         super().stop()
 
     def a(self, path):
@@ -83,9 +148,11 @@ class TwoNodes(LiveProvider):
         return self.base_url_b + path
 
 
-@pytest.fixture(scope="module")
-def nodes():
-    pair = TwoNodes()
+@pytest.fixture(scope="module", params=["direct", "pgbouncer"])
+def nodes(request):
+    if request.param == "pgbouncer" and PGBOUNCER is None:
+        pytest.skip("no pgbouncer: apt-get install pgbouncer")
+    pair = TwoNodes(pgbouncer=request.param == "pgbouncer")
     try:
         pair.start()
         yield pair
