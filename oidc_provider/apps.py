@@ -38,6 +38,12 @@ class OIDCProviderConfig(AppConfig):
         config_cache.connect(ConfigVersion, (get_application_model(), GrantPolicy, SigningKey, AccessAccount, AccessKey),
                              store.store)
         throttle.connect()
+        try:  # /metrics needs prometheus-client (the server extra); without it, nothing is counted
+            from . import metrics
+        except ImportError:  # pragma: no cover
+            pass
+        else:
+            metrics.connect()
 
         user_logged_in.connect(record_auth_time, dispatch_uid="oidc_provider.auth_time")
         user_logged_in.connect(sessions.start, dispatch_uid="oidc_provider.session_start")

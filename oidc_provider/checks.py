@@ -200,3 +200,16 @@ def check_trusted_proxies(app_configs, **kwargs):
             id="oidc_provider.E012",
         )]
     return []
+
+
+@register()
+def check_metrics_networks(app_configs, **kwargs):
+    _, invalid = parse_networks(oidc_settings.METRICS_ALLOWED_NETWORKS)
+    if invalid:
+        return [Error(
+            f"OIDC_PROVIDER['METRICS_ALLOWED_NETWORKS'] has entries that are not IP addresses or networks: "
+            f"{', '.join(invalid)}.",
+            hint="List addresses or networks separated by commas (OIDC_METRICS_ALLOWED), e.g. 10.0.0.0/8.",
+            id="oidc_provider.E016",
+        )]
+    return []

@@ -75,6 +75,10 @@ DEFAULTS = {
     "DYNAMIC_REGISTRATION": False,
     # How long an initial access token lasts unless its issuer says otherwise (seconds).
     "REGISTRATION_TOKEN_TTL": 24 * 3600,
+    # Who may read /metrics (Prometheus): addresses or networks (a list or a comma-separated
+    # string), and/or a token sent as "Authorization: Bearer <token>". Neither: nobody (404).
+    "METRICS_ALLOWED_NETWORKS": (),
+    "METRICS_TOKEN": None,
     # Hosted pages' branding.
     "SITE_NAME": "Identity",
     "LOGO_URL": "",

@@ -83,6 +83,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it times every request, the protocol endpoints' short way included.
+    "oidc_provider.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Token, userinfo, introspection, revocation, discovery, JWKS: straight to the view.
@@ -271,6 +273,8 @@ OIDC_PROVIDER = {
     "TRUSTED_PROXIES": os.environ.get("OIDC_TRUSTED_PROXIES", ""),
     "THROTTLE_CACHE": "default" if os.environ.get("REDIS_URL") else None,
     "DYNAMIC_REGISTRATION": _env_bool("OIDC_DYNAMIC_REGISTRATION"),
+    "METRICS_ALLOWED_NETWORKS": os.environ.get("OIDC_METRICS_ALLOWED", ""),
+    "METRICS_TOKEN": os.environ.get("OIDC_METRICS_TOKEN") or None,
 }
 
 # The provider configures django-oauth-toolkit itself (oidc_provider.apps); a site only

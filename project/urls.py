@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from oidc_provider import health
+from oidc_provider import health, metrics
 
 urlpatterns = [
     path("oidc/", include("oidc_provider.urls")),
@@ -14,6 +14,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics.scrape, name="metrics"),
     path("", RedirectView.as_view(url="/oidc/.well-known/openid-configuration", permanent=False)),
 ]
 
