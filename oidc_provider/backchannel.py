@@ -17,7 +17,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode
 from urllib.request import HTTPRedirectHandler, Request, build_opener
 
-from django.db import connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from . import keys, signals
@@ -74,20 +74,23 @@ _opener = build_opener(_NoRedirects)
 def post(uri, token):
     """POST the logout token; returns (delivered, detail). 200 and 204 are success (2.8)."""
     body = urlencode({"logout_token": token}).encode()
-    request = Request(uri, data=body, method="POST", headers={
-        "Content-Type": "application/x-www-form-urlencoded", "Cache-Control": "no-store",
-    })
     try:
+        request = Request(uri, data=body, method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded", "Cache-Control": "no-store",
+        })
         with _opener.open(request, timeout=TIMEOUT) as response:
             return response.status in (200, 204), f"HTTP {response.status}"
     except HTTPError as e:
         return False, f"HTTP {e.code}"
-    except (URLError, OSError, ValueError) as e:
+    except (URLError, OSError) as e:
         return False, str(getattr(e, "reason", e))[:200]
+    except Exception as e:  # whatever the relying party answers (a malformed status line...) is its failure
+        return False, f"{type(e).__name__}: {e}"[:200]
 
 
-def _claim(notice, now):
+def _claim(notice):
     """Take this attempt for this worker; False when another worker took it first."""
+    now = timezone.now()  # not the batch's: earlier attempts of the batch may have taken a while
     return bool(LogoutNotice.objects.filter(pk=notice.pk, attempts=notice.attempts, delivered_at__isnull=True,
                                             given_up_at__isnull=True, next_attempt_at__lte=now)
                 .update(attempts=notice.attempts + 1, next_attempt_at=now + LEASE))
@@ -95,10 +98,14 @@ def _claim(notice, now):
 
 def attempt(notice):
     """One delivery attempt of a claimed notice, its outcome recorded and announced."""
-    delivered, detail = post(notice.application.backchannel_logout_uri, logout_token(notice))
+    uri = notice.application.backchannel_logout_uri
+    if uri:
+        delivered, detail = post(uri, logout_token(notice))
+    else:
+        delivered, detail = False, "the application no longer has a back-channel logout URI"
     now = timezone.now()
     attempts = notice.attempts + 1
-    given_up = not delivered and attempts > len(RETRY_DELAYS)
+    given_up = not delivered and (attempts > len(RETRY_DELAYS) or not uri)
     changes = {"last_error": "" if delivered else detail}
     if delivered:
         changes["delivered_at"] = now
@@ -122,7 +129,15 @@ def deliver_due():
     due = (LogoutNotice.objects.select_related("application")
            .filter(delivered_at__isnull=True, given_up_at__isnull=True, next_attempt_at__lte=now)
            .order_by("next_attempt_at")[:100])
-    return sum(attempt(notice) for notice in due if _claim(notice, now))
+    delivered = 0
+    for notice in due:
+        if not _claim(notice):
+            continue
+        try:
+            delivered += attempt(notice)
+        except Exception:  # one notice's failure must not hold up the others
+            logger.exception("Back-channel logout notice %s could not be attempted.", notice.pk)
+    return delivered
 
 
 def next_due():
@@ -169,11 +184,13 @@ def _run():
     try:
         while True:
             _wakeup.clear()
+            close_old_connections()  # a connection the database ended is replaced, not reused
             try:
                 deliver_due()
                 upcoming = next_due()
             except Exception:
                 logger.exception("Back-channel logout delivery failed; retrying in a minute.")
+                connections.close_all()
                 upcoming = timezone.now() + timedelta(seconds=60)
             if upcoming is None:
                 with _lock:
