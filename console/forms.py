@@ -63,7 +63,10 @@ class URIListField(forms.CharField):
 
 def validate_origin(origin):
     """A CORS origin: scheme://host[:port], https or http on a loopback host."""
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        parts = urlsplit("")
     scheme = parts.scheme.lower()
     try:
         hostname = parts.hostname

@@ -43,11 +43,16 @@ def create(*, name, application_type, grants=None, redirect_uris=(), post_logout
 ORIGINS_FROM_REDIRECTS = (policy.SPA, policy.NATIVE)
 
 
+def default_origins(application):
+    """An SPA or a native app given no allowed origins gets those of its redirect URIs."""
+    if not application.allowed_origins and application.application_type in ORIGINS_FROM_REDIRECTS:
+        application.allowed_origins = " ".join(cors.origins_of(application.redirect_uris.split()))
+
+
 def register(application, actor=None):
     """Save a new, already validated application and announce it; returns it. An SPA or a
     native app given no allowed origins gets those of its redirect URIs."""
-    if not application.allowed_origins and application.application_type in ORIGINS_FROM_REDIRECTS:
-        application.allowed_origins = " ".join(cors.origins_of(application.redirect_uris.split()))
+    default_origins(application)
     with transaction.atomic():
         application.save()
         signals.application_created.send(sender=Application, application=application, actor=actor)

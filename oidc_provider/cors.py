@@ -20,7 +20,10 @@ def origins_of(uris):
     """The http(s) origins of ``uris`` (redirect URIs), in order, each once."""
     origins = []
     for uri in uris:
-        parts = urlsplit(uri)
+        try:
+            parts = urlsplit(uri)
+        except ValueError:
+            continue
         origin = f"{parts.scheme}://{parts.netloc}".lower()
         if parts.scheme in ("https", "http") and parts.netloc and origin not in origins:
             origins.append(origin)

@@ -45,9 +45,17 @@ class SecretDigestField(models.CharField):
         return value
 
 
+def split_url(uri):
+    """``urlsplit(uri)``, or a ValidationError for what it cannot read (a broken IPv6 host...)."""
+    try:
+        return urlsplit(uri)
+    except ValueError:
+        raise ValidationError(_("'%(uri)s' is not a URL.") % {"uri": uri})
+
+
 def validate_redirect_uri(uri, application_type):
     """A redirect URI is https, or http on a loopback host (RFC 8252), or a native app's private scheme."""
-    parts = urlsplit(uri)
+    parts = split_url(uri)
     scheme = parts.scheme.lower()
     if not scheme:
         raise ValidationError(_("'%(uri)s' is not an absolute URI.") % {"uri": uri})
@@ -79,7 +87,7 @@ def validate_redirect_uri(uri, application_type):
 
 def validate_origin(origin):
     """A CORS origin: scheme://host[:port], https (http only on loopback), no path."""
-    parts = urlsplit(origin)
+    parts = split_url(origin)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") or parts.query:
         raise ValidationError(_("'%(origin)s' is not an origin (scheme://host[:port], no path).") % {"origin": origin})
     if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
@@ -89,7 +97,7 @@ def validate_origin(origin):
 def validate_logout_uri(uri):
     """A logout URI the provider calls (back-channel) or frames (front-channel): https, or http
     on a loopback host, with no fragment (OIDC Back-Channel Logout 2.2, Front-Channel 2)."""
-    parts = urlsplit(uri)
+    parts = split_url(uri)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValidationError(_("'%(uri)s' is not an absolute https URL.") % {"uri": uri})
     if "#" in uri:
@@ -223,7 +231,10 @@ class Application(AbstractApplication):
         if uri in registered:
             return True
         if self.application_type == NATIVE:
-            asked = urlsplit(uri)
+            try:
+                asked = urlsplit(uri)
+            except ValueError:
+                return False
             if asked.scheme == "http" and asked.hostname in LOOPBACK_HOSTS:
                 for r in registered:
                     r = urlsplit(r)

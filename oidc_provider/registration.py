@@ -7,6 +7,7 @@ tokens are kept as digests only.
 """
 
 import ipaddress
+import socket
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -138,16 +139,29 @@ def _grants(grant_types, response_types):
 def _reachable_from_outside(uri):
     """The provider POSTs to a back-channel logout URI itself: one a client registers must not
     name this machine or a private network (the admin's own applications may)."""
-    host = (urlsplit(uri).hostname or "").lower() if uri else ""
     try:
-        internal = not ipaddress.ip_address(host).is_global
+        host = (urlsplit(uri).hostname or "").lower() if uri else ""
     except ValueError:
-        internal = host == "localhost" or host.endswith(".localhost")
+        raise RegistrationError("invalid_client_metadata", "backchannel_logout_uri is not a URL.")
+    internal = host == "localhost" or host.endswith(".localhost") or not _is_global(host)
     if internal:
         raise RegistrationError("invalid_client_metadata", "backchannel_logout_uri must name a public host: the "
                                 "provider calls it, and does not call loopback or private addresses for "
                                 "registered clients.")
     return uri
+
+
+def _is_global(host):
+    """False for an address that is not public, however it is written (127.1, 2130706433 and
+    0x7f000001 all reach 127.0.0.1); True for a name."""
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host)).is_global
+    except OSError:
+        return True
 
 
 def _check_unsupported(metadata):
@@ -264,9 +278,12 @@ def registered_application(client_id, token):
 
 def update(application, metadata):
     """Replace a registered client's metadata (RFC 7592 §2.2). Raises RegistrationError."""
+    if not isinstance(metadata, dict):
+        raise RegistrationError("invalid_client_metadata", "The request body must be a JSON object.")
     if metadata.get("client_id", application.client_id) != application.client_id:
         raise RegistrationError("invalid_client_metadata", "client_id in the body must be this client's.")
     fill(application, metadata)
+    applications.default_origins(application)
     with transaction.atomic():
         application.save()
         signals.client_registration_changed.send(sender=Application, application=application, action="updated",

@@ -159,3 +159,16 @@ def test_a_request_object_is_refused_by_name_never_ignored(logged_in, web_app, p
     assert params["state"] == "xyz" and "code" not in params
     discovery = logged_in.get("/oidc/.well-known/openid-configuration").json()
     assert discovery[f"{parameter}_parameter_supported"] is False
+
+
+def test_a_redirect_uri_that_cannot_be_read_is_an_error_page_for_a_native_app(client, db):
+    """RFC 6749 4.1.2.1: a redirect URI that is not a URL (a broken IPv6 host) is refused with
+    the error page, never a server error, also where loopback ports may vary (RFC 8252 7.3)."""
+    from tests.factories import ApplicationFactory
+
+    from oidc_provider import policy
+
+    app = ApplicationFactory(application_type=policy.NATIVE, redirect_uris="http://127.0.0.1/cb")
+    response = client.get("/oidc/auth", {"client_id": app.client_id, "redirect_uri": "http://[::1/cb",
+                                         "response_type": "code", "scope": "openid"})
+    assert response.status_code == 400

@@ -275,3 +275,45 @@ def test_the_page_that_shows_a_registration_token_speaks_chinese(client, db):
     page = client.post("/admin/oidc_provider/initialaccesstoken/add/", {"note": "partner", "hours": "2"},
                        HTTP_ACCEPT_LANGUAGE="zh-Hans").content.decode()
     assert "请立即复制注册令牌" in page and "系统只保存它的摘要" in page and "未开启" in page
+
+
+# -- found in review ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "0x7f000001", "0177.0.0.1"])
+def test_a_loopback_address_however_written_is_not_a_back_channel_logout_uri(client, initial_token, registration_on,
+                                                                              host):
+    """The provider would POST there itself: 127.1 and the other spellings all reach 127.0.0.1."""
+    response = register(client, {**WEB, "backchannel_logout_uri": f"https://{host}/bc"}, initial_token)
+    assert response.status_code == 400 and "public host" in response.json()["error_description"]
+
+
+@pytest.mark.parametrize("field, value, error", [
+    ("redirect_uris", ["https://[::1/cb"], "invalid_redirect_uri"),
+    ("post_logout_redirect_uris", ["https://[::1/out"], "invalid_redirect_uri"),
+    ("backchannel_logout_uri", "https://[::1/bc", "invalid_client_metadata"),
+    ("frontchannel_logout_uri", "https://[::1/fc", "invalid_client_metadata"),
+])
+def test_a_uri_that_cannot_be_read_is_refused_not_a_server_error(client, initial_token, registration_on, field, value,
+                                                                  error):
+    response = register(client, {**WEB, field: value}, initial_token)
+    assert response.status_code == 400 and response.json()["error"] == error
+
+
+@pytest.mark.parametrize("body", ["[]", '"x"', "1"])
+def test_an_update_that_is_not_a_json_object_is_invalid_client_metadata(client, registered, body):
+    path = registered["registration_client_uri"][registered["registration_client_uri"].index("/oidc/"):]
+    response = client.put(path, body, content_type="application/json",
+                          HTTP_AUTHORIZATION=f"Bearer {registered['registration_access_token']}")
+    assert response.status_code == 400 and response.json()["error"] == "invalid_client_metadata"
+
+
+def test_an_update_keeps_an_spas_allowed_origins(client, initial_token, registration_on):
+    """An SPA's CORS origins default to its redirect URIs' on update as on registration."""
+    spa = {"token_endpoint_auth_method": "none", "redirect_uris": ["https://spa.example.com/cb"]}
+    body = register(client, spa, initial_token).json()
+    path = body["registration_client_uri"][body["registration_client_uri"].index("/oidc/"):]
+    updated = client.put(path, json.dumps({**spa, "client_id": body["client_id"]}), content_type="application/json",
+                         HTTP_AUTHORIZATION=f"Bearer {body['registration_access_token']}")
+    assert updated.status_code == 200, updated.content
+    assert Application.objects.get(client_id=body["client_id"]).allowed_origins == "https://spa.example.com"
