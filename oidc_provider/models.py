@@ -368,7 +368,7 @@ class LoginSession(models.Model):
     sid = models.CharField(_("session ID"), max_length=64, unique=True, default=_new_sid, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_login_sessions")
     # Django's session key, as secret as the session table's own: never shown.
-    session_key = models.CharField(max_length=40, blank=True, default="", editable=False)
+    session_key = models.CharField(max_length=40, blank=True, default="", editable=False, db_index=True)
     created_at = models.DateTimeField(_("started"), auto_now_add=True)
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True, db_index=True)
 

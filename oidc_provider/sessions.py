@@ -29,10 +29,35 @@ ENDED = "oidc_ended_session"
 
 
 def start(sender, request, user, **kwargs):
-    """user_logged_in receiver: every login is a new session with a new sid."""
+    """user_logged_in receiver. Signing in again as the same user (prompt=login, max_age)
+    goes on with the same login session, under the Django session's new key; a different
+    user signing in on the browser ends the session that was there (Django has already
+    flushed its data without a logout, so it is found by the key the browser came with)."""
     if request is None or not hasattr(request, "session"):
         return
+    previous = _previous(request)
+    if previous is not None and previous.user_id == user.pk:
+        if request.session.session_key is None:
+            request.session.save()
+        LoginSession.objects.filter(pk=previous.pk).update(session_key=request.session.session_key)
+        request.session[SESSION_KEY] = [previous.pk, previous.sid, request.session.get(HASH_SESSION_KEY, "")]
+        return
+    if previous is not None:
+        end(previous, reason="logout")
     _begin(request, user)
+
+
+def _previous(request):
+    """The live login session this browser was in before this login, or None."""
+    kept = request.session.get(SESSION_KEY)
+    if isinstance(kept, list) and kept:
+        found = LoginSession.objects.filter(pk=kept[0], ended_at__isnull=True).first()
+        if found is not None:
+            return found
+    key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not key or key == request.session.session_key:
+        return None
+    return LoginSession.objects.filter(session_key=key, ended_at__isnull=True).first()
 
 
 def _begin(request, user):
@@ -58,6 +83,12 @@ def begin_without_browser(user):
     """A login session for a sign-in with no browser behind it (the password grant): its ID
     tokens carry a sid too, and an admin or a password change ends it like any other."""
     return LoginSession.objects.create(user=user)
+
+
+def is_current(request, sid):
+    """Is ``sid`` the login session this request's browser is signed in with?"""
+    kept = request.session.get(SESSION_KEY)
+    return bool(sid) and isinstance(kept, list) and len(kept) == 3 and kept[1] == sid
 
 
 def record_sign_in(session, application, *, code_digest="", token_family=None, access_token_id=None, offline=False):

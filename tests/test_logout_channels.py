@@ -110,16 +110,16 @@ def receiver_for(transactional_db):
 
     yield make
     # Nothing left for this process's worker, which then stops before the tables are emptied.
-    backchannel.wait_idle(10)
+    backchannel.wait_idle(30)
     LogoutNotice.objects.filter(delivered_at__isnull=True).update(given_up_at=timezone.now())
-    backchannel.join(10)
+    backchannel.join(30)
     for receiver in receivers:
         receiver.close()
 
 
 def _worker_done():
     """Wait until this process's delivery worker has sent everything and stopped."""
-    backchannel.join(10)
+    backchannel.join(30)
 
 
 def _member_of(role, username):
@@ -247,7 +247,7 @@ def test_a_failed_delivery_is_retried_with_back_off_and_audited(signed_in, recei
     _tokens(browser, app)
     browser.post("/accounts/logout/")
     # The worker made its attempt and waits for the retry.
-    assert backchannel.wait_idle(10)
+    assert backchannel.wait_idle(30)
     notice = LogoutNotice.objects.get()
     assert notice.attempts == 1 and notice.last_error == "HTTP 503"
     assert notice.delivered_at is None and notice.next_attempt_at > timezone.now() + timedelta(seconds=5)
@@ -271,7 +271,7 @@ def test_an_unreachable_relying_party_is_given_up_after_the_last_retry(signed_in
     receiver.close()  # nobody listens on that port any more
     _tokens(browser, app)
     browser.post("/accounts/logout/")
-    assert backchannel.wait_idle(10)
+    assert backchannel.wait_idle(30)
     assert LogoutNotice.objects.get().attempts == 1
     for _ in backchannel.RETRY_DELAYS:
         LogoutNotice.objects.update(next_attempt_at=timezone.now())
@@ -590,3 +590,103 @@ def test_a_password_grant_sign_in_is_a_login_session_with_a_sid_that_an_admin_ca
     again = client.post("/oidc/token", {"grant_type": "refresh_token", "refresh_token": refreshed["refresh_token"]},
                         **auth)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+# -- found in review: each a way the above could be got around ----------------------------------------
+
+
+def test_the_signed_out_page_lets_the_browser_load_exactly_the_front_channel_frames(client, user, db):
+    """Front-Channel Logout 3: the page's Content-Security-Policy must allow the frames it
+    shows (frame-src), and no other origin."""
+    app = ApplicationFactory(frontchannel_logout_uri="https://rp.example.com/fc")
+    client.force_login(user)
+    _tokens(client, app)
+    response = client.post("/accounts/logout/")
+    policy_header = response["Content-Security-Policy"]
+    assert "frame-src https://rp.example.com" in policy_header and "frame-ancestors 'none'" in policy_header
+    client.force_login(user)
+    tokens = _tokens(client, app)
+    rp_initiated = client.get("/oidc/session/end", {
+        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "https://rp.example.com/logged-out"})
+    assert "frame-src https://rp.example.com" in rp_initiated["Content-Security-Policy"]
+    assert "frame-src" not in client.get("/accounts/login/")["Content-Security-Policy"]
+
+
+def test_signing_in_again_as_the_same_user_keeps_the_session_and_logout_ends_all_of_it(client, user, web_app):
+    """prompt=login or max_age sign the user in again: the same login session goes on (its
+    sid unchanged), so one logout revokes what was issued before and after."""
+    client.force_login(user)
+    first = _tokens(client, web_app)
+    client.force_login(user)  # signs in again in the same browser
+    second = _tokens(client, web_app)
+    sid = verify_id_token(client, first["id_token"], web_app.client_id)["sid"]
+    assert verify_id_token(client, second["id_token"], web_app.client_id)["sid"] == sid
+    client.post("/oidc/session/end", {"allow": "true"})
+    assert _userinfo_status(client, first["access_token"]) == 401
+    assert _userinfo_status(client, second["access_token"]) == 401
+
+
+def test_another_user_signing_in_on_the_browser_ends_the_session_that_was_there(client, user, web_app):
+    """Django signs the first user out without a logout signal; their session still ends,
+    with what it issued."""
+    client.force_login(user)
+    tokens = _tokens(client, web_app)
+    other = UserFactory()
+    assert client.post("/accounts/login/", {"username": other.username, "password": PASSWORD}).status_code == 302
+    assert LoginSession.objects.get(user=user).ended_at is not None
+    assert _userinfo_status(client, tokens["access_token"]) == 401
+
+
+def test_an_id_token_of_another_session_does_not_log_out_unasked(client, user, web_app):
+    """RP-Initiated Logout 2: the OP MUST ask when the ID token is not of the current session,
+    so an old ID token sent from any site cannot sign the user out and revoke their tokens."""
+    client.force_login(user)
+    old = _tokens(client, web_app)
+    client.post("/oidc/session/end", {"allow": "true"})
+    client.force_login(user)
+    current = _tokens(client, web_app)
+    response = client.get("/oidc/session/end", {
+        "id_token_hint": old["id_token"], "post_logout_redirect_uri": "https://rp.example.com/logged-out"})
+    assert response.status_code == 200 and b'name="allow"' in response.content
+    assert "_auth_user_id" in client.session
+    assert _userinfo_status(client, current["access_token"]) == 200
+
+
+def test_a_relying_party_answering_garbage_is_a_failed_attempt_not_a_stuck_notice(signed_in):
+    """Back-Channel Logout 2.8: whatever the RP answers, the attempt is recorded and retries
+    stay bounded; an application whose URI was removed is given up at once."""
+    import socket as sockets
+
+    user, browser = signed_in
+    listener = sockets.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+
+    def answer_garbage():
+        for _ in range(len(backchannel.RETRY_DELAYS) + 1):
+            try:
+                conn, _addr = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(b"HELLO\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    app = ApplicationFactory(backchannel_logout_uri=f"http://127.0.0.1:{listener.getsockname()[1]}/bc")
+    _tokens(browser, app)
+    browser.post("/accounts/logout/")
+    assert backchannel.wait_idle(30)
+    # A notice left for an application whose URI an admin has since removed.
+    gone = ApplicationFactory()
+    LogoutNotice.objects.create(application=gone, sid="s", subject="u", next_attempt_at=timezone.now())
+    for _ in backchannel.RETRY_DELAYS:
+        LogoutNotice.objects.filter(given_up_at__isnull=True).update(next_attempt_at=timezone.now())
+        call_command("oidc_backchannel", "deliver", stdout=io.StringIO())
+    listener.close()
+    garbage = LogoutNotice.objects.get(application=app)
+    assert garbage.given_up_at is not None and garbage.attempts == len(backchannel.RETRY_DELAYS) + 1
+    assert "BadStatusLine" in garbage.last_error or "HTTP" in garbage.last_error
+    removed = LogoutNotice.objects.get(application=gone)
+    assert removed.given_up_at is not None and removed.attempts == 1
+    backchannel.join(30)

@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('sid', models.CharField(default=oidc_provider.models._new_sid, editable=False, max_length=64, unique=True, verbose_name='session ID')),
-                ('session_key', models.CharField(blank=True, default='', editable=False, max_length=40)),
+                ('session_key', models.CharField(blank=True, db_index=True, default='', editable=False, max_length=40)),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='started')),
                 ('ended_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='ended')),
                 ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='oidc_login_sessions', to=settings.AUTH_USER_MODEL)),

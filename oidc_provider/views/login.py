@@ -6,7 +6,7 @@ from django.shortcuts import render
 from .. import sessions, throttle
 from .decorated import DecoratedView
 from .guards import reject_malformed_input
-from .pages import hosted_page
+from .pages import allow_frames, hosted_page
 
 
 class LoginView(DecoratedView, auth_views.LoginView):
@@ -32,3 +32,6 @@ class LogoutView(DecoratedView, auth_views.LogoutView):
     def get_context_data(self, **kwargs):
         # The applications the ended session signed into hear of it in hidden frames.
         return {**super().get_context_data(**kwargs), "frames": sessions.frontchannel_frames(self.request)}
+
+    def render_to_response(self, context, **kwargs):
+        return allow_frames(super().render_to_response(context, **kwargs), context["frames"])

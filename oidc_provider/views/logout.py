@@ -1,5 +1,6 @@
 """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0)."""
 
+import jwt
 from django.contrib.auth import logout
 from django.shortcuts import render
 from oauth2_provider.exceptions import (
@@ -10,11 +11,11 @@ from oauth2_provider.http import OAuth2ResponseRedirect
 from oauth2_provider.views import RPInitiatedLogoutView
 from oauthlib.common import add_params_to_uri
 
-from .. import sessions
+from .. import keys, sessions
 from ..models import Application
 from .decorated import DecoratedView
 from .guards import reject_malformed_input
-from .pages import hosted_page
+from .pages import allow_frames, hosted_page
 
 
 class LogoutView(DecoratedView, RPInitiatedLogoutView):
@@ -28,6 +29,13 @@ class LogoutView(DecoratedView, RPInitiatedLogoutView):
                 raise InvalidOIDCClientError()
             return application
         return id_token.application if id_token else None
+
+    def must_prompt(self, token_user):
+        # RP-Initiated Logout 2: ask unless the ID token is of the user's current session, so
+        # an old ID token sent from another site cannot end this one unasked.
+        if super().must_prompt(token_user):
+            return True
+        return not sessions.is_current(self.request, _hint_sid(self.request))
 
     def validate_post_logout_redirect_uri(self, application, post_logout_redirect_uri):
         try:
@@ -51,6 +59,18 @@ class LogoutView(DecoratedView, RPInitiatedLogoutView):
             if not frames:
                 return OAuth2ResponseRedirect(target, application.get_allowed_schemes())
             # The frames load before the page moves on, by itself and without script.
-            return render(self.request, "oidc_provider/logged_out.html",
-                          {"application": application, "frames": frames, "continue_to": target})
-        return render(self.request, "oidc_provider/logged_out.html", {"application": application, "frames": frames})
+            return allow_frames(render(self.request, "oidc_provider/logged_out.html",
+                                       {"application": application, "frames": frames, "continue_to": target}), frames)
+        return allow_frames(render(self.request, "oidc_provider/logged_out.html",
+                                   {"application": application, "frames": frames}), frames)
+
+
+def _hint_sid(request):
+    """The sid of the request's id_token_hint (one this provider signed, expired or not)."""
+    hint = request.POST.get("id_token_hint") or request.GET.get("id_token_hint")
+    if not hint:
+        return None
+    try:
+        return keys.verify(hint, verify_exp=False).get("sid")
+    except jwt.InvalidTokenError:
+        return None

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from functools import wraps
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -25,6 +26,12 @@ def ui_language(request):
     return None
 
 
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; frame-ancestors 'none'; form-action 'self' *"
+)
+
+
 def hosted_page(view):
     """Hosted pages cannot be framed, load nothing from elsewhere, and speak the language
     the relying party asked for in ``ui_locales`` when they can."""
@@ -37,14 +44,19 @@ def hosted_page(view):
             request.LANGUAGE_CODE = language
         response = view(request, *args, **kwargs)
         response["X-Frame-Options"] = "DENY"
-        response.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
-            "script-src 'self'; frame-ancestors 'none'; form-action 'self' *",
-        )
+        response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
 
     return wrapper
+
+
+def allow_frames(response, urls):
+    """Let a hosted page frame these URLs (front-channel logout), and nothing else from
+    elsewhere: the page's policy with their origins as its only frame sources."""
+    origins = sorted({"{0}://{1}".format(*urlsplit(url)[:2]) for url in urls})
+    if origins:
+        response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY + "; frame-src " + " ".join(origins)
+    return response
 
 
 def csrf_failure(request, reason=""):
