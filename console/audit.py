@@ -9,6 +9,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 
 from oidc_provider import signals
+from oidc_provider.logs import current_request_id
 from oidc_provider.models import GrantPolicy
 from oidc_provider.throttle import client_address
 
@@ -74,6 +75,7 @@ def record(action, *, actor=None, actor_label=None, target=None, target_label=No
         target_id=str(target.pk) if target is not None else "",
         target_label=(target_label or (str(target) if target is not None else ""))[:255],
         ip_address=_ip(request),
+        request_id=current_request_id(),
         details=details,
     )
 

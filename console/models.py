@@ -17,6 +17,8 @@ class AuditEvent(models.Model):
     target_id = models.CharField(_("target id"), max_length=255, blank=True, default="")
     target_label = models.CharField(_("target"), max_length=255, blank=True, default="")
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    # The X-Request-ID of the request that caused it: the same id is in every log line of it.
+    request_id = models.CharField(_("request id"), max_length=128, blank=True, default="", db_index=True)
     details = models.JSONField(_("details"), default=dict, blank=True)
 
     class Meta:

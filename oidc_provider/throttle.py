@@ -107,6 +107,14 @@ def client_address(request_or_meta):
     return client
 
 
+def from_trusted_proxy(request_or_meta):
+    """Whether the connection comes from one of ``TRUSTED_PROXIES``, whose headers are believed."""
+    meta = getattr(request_or_meta, "META", request_or_meta) or {}
+    address = _parse_address(meta.get("REMOTE_ADDR") or "")
+    networks = _trusted_networks()
+    return address is not None and bool(networks) and _trusted(address, networks)
+
+
 def client_ip(request_or_meta):
     """``client_address()``, or "unknown" to count requests without one together."""
     return client_address(request_or_meta) or "unknown"

@@ -83,7 +83,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: it times every request, the protocol endpoints' short way included.
+    # First: the request's id, in every log record and audit event made while serving it.
+    "oidc_provider.logs.RequestLogMiddleware",
+    # It times every request, the protocol endpoints' short way included.
     "oidc_provider.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -291,14 +293,32 @@ AXES_VERBOSE = False
 # The same client address as the provider's own throttle (OIDC_TRUSTED_PROXIES).
 AXES_CLIENT_IP_CALLABLE = "oidc_provider.throttle.client_address"
 
+# One JSON object per line on stderr (DJANGO_LOG_FORMAT=text for a line a person reads), every
+# record with the id of the request it belongs to; one line per request (DJANGO_ACCESS_LOG=0
+# turns it off).
+_LOG_FORMAT = os.environ.get("DJANGO_LOG_FORMAT", "json").strip().lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": "WARNING"},
+    "filters": {"request_id": {"()": "oidc_provider.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "oidc_provider.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "text" if _LOG_FORMAT == "text" else "json",
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING").strip().upper()},
     "loggers": {
-        # DOT logs a warning per implicit request and mismatch details we report ourselves.
+        "oidc_provider.request": {"level": "INFO" if _env_bool("DJANGO_ACCESS_LOG", True) else "WARNING"},
+        # DOT logs a warning per implicit request and mismatch details we report ourselves;
+        # oauthlib's debug lines carry request bodies: neither goes lower, whatever the level.
         "oauth2_provider": {"level": "ERROR"},
+        "oauthlib": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
     },
 }

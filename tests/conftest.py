@@ -6,7 +6,18 @@ from django.test import override_settings
 
 from oidc_provider import policy
 
+from . import run_log
 from .factories import ApplicationFactory, UserFactory
+
+
+def pytest_configure(config):
+    # Before any test: the run's logs and the secrets it hands out (tests/test_logs.py).
+    run_log.install()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # A test that reads what the whole run did goes after every other test.
+    items.sort(key=lambda item: getattr(getattr(item, "obj", None), "runs_last", False))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -19,8 +19,9 @@ class AuditEventAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
     list_display = ("occurred_at", "actor_label", "action", "target_label", "ip_address")
     list_filter = ("action", "occurred_at")
     date_hierarchy = "occurred_at"
-    search_fields = ("actor_label", "target_label")
-    fields = ("occurred_at", "actor_label", "actor", "action", "target_type", "target_id", "target_label", "ip_address", "details_json")
+    # A request id pasted from a log line finds what that request did.
+    search_fields = ("actor_label", "target_label", "=request_id")
+    fields = ("occurred_at", "actor_label", "actor", "action", "target_type", "target_id", "target_label", "ip_address", "request_id", "details_json")
     readonly_fields = fields
     actions = ("export_csv",)
     list_per_page = 100

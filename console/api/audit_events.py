@@ -19,7 +19,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         model = AuditEvent
         fields = [
             "id", "occurred_at", "actor", "actor_label", "action", "target_type", "target_id", "target_label",
-            "ip_address", "details",
+            "ip_address", "request_id", "details",
         ]
         read_only_fields = fields
 

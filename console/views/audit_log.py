@@ -9,7 +9,7 @@ from django.http import Http404, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-CSV_FIELDS = ("occurred_at", "actor_label", "action", "target_type", "target_id", "target_label", "ip_address", "details")
+CSV_FIELDS = ("occurred_at", "actor_label", "action", "target_type", "target_id", "target_label", "ip_address", "request_id", "details")
 
 
 def _csv_cell(value):
@@ -35,6 +35,7 @@ def audit_csv_response(queryset, filename="audit-log.csv"):
                 _csv_cell(event.target_id),
                 _csv_cell(event.target_label),
                 _csv_cell(event.ip_address),
+                _csv_cell(event.request_id),
                 _csv_cell(json.dumps(event.details, sort_keys=True, default=str)),
             ]
         )
