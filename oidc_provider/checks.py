@@ -213,3 +213,16 @@ def check_metrics_networks(app_configs, **kwargs):
             id="oidc_provider.E016",
         )]
     return []
+
+
+@register()
+def check_clear_expired_every(app_configs, **kwargs):
+    every = oidc_settings.CLEAR_EXPIRED_EVERY
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int | float) or every <= 0):
+        return [Error(
+            f"OIDC_PROVIDER['CLEAR_EXPIRED_EVERY'] must be a number of seconds above zero, or None; it is {every!r}.",
+            hint="Set it to how often the server should delete expired tokens (OIDC_CLEAR_EXPIRED_EVERY), "
+                 "e.g. 3600, or leave it unset and run manage.py cleartokens from cron.",
+            id="oidc_provider.E017",
+        )]
+    return []

@@ -79,6 +79,10 @@ DEFAULTS = {
     # string), and/or a token sent as "Authorization: Bearer <token>". Neither: nobody (404).
     "METRICS_ALLOWED_NETWORKS": (),
     "METRICS_TOKEN": None,
+    # Where no cron runs ``manage.py cleartokens``: delete expired tokens and codes every this
+    # many seconds in the server's own processes (one process of all the nodes runs each
+    # clean-up). None: only the command does.
+    "CLEAR_EXPIRED_EVERY": None,
     # Hosted pages' branding.
     "SITE_NAME": "Identity",
     "LOGO_URL": "",

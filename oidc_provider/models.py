@@ -446,25 +446,6 @@ class ClientRegistration(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
 
-class RedeemedCodeQuerySet(models.QuerySet):
-    def expired(self):
-        """Codes that would have expired by now even unspent: a replay of one is refused as
-        unknown, with nothing left to revoke by it (node oidc-provider keeps consumed codes
-        as long, too). A code lives AUTHORIZATION_CODE_EXPIRE_SECONDS from its issue and is
-        redeemed after its issue, so a record older than that lifetime is of an expired code."""
-        return self.filter(redeemed_at__lt=timezone.now() - timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS))
-
-    def clear_expired(self, batch_size=10000):
-        """Delete the expired ones, ``batch_size`` rows per statement (a long backlog never
-        holds the database's write lock for long); the number deleted."""
-        deleted = 0
-        while True:
-            pks = list(self.expired().order_by("pk").values_list("pk", flat=True)[:batch_size])
-            if not pks:
-                return deleted
-            deleted += self.model.objects.filter(pk__in=pks).delete()[0]
-
-
 class RedeemedCode(models.Model):
     """A spent authorization code whose exchange issued no refresh token, kept until it
     expires so a replay can revoke the access token it issued; ``manage.py cleartokens``
@@ -476,8 +457,6 @@ class RedeemedCode(models.Model):
     access_token_id = models.BigIntegerField(null=True)
     token_family = models.UUIDField(null=True)
     redeemed_at = models.DateTimeField(auto_now_add=True)
-
-    objects = RedeemedCodeQuerySet.as_manager()
 
 
 class AccessAccount(models.Model):
@@ -567,3 +546,11 @@ class ThrottleCount(models.Model):
 
     class Meta:
         verbose_name = _("throttle count")
+
+
+class PeriodicRun(models.Model):
+    """When a job the server's processes run themselves is next due (cleanup.py): the process
+    whose conditional UPDATE moves ``due_at`` on runs it, so one process of all the nodes does."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    due_at = models.DateTimeField()
