@@ -156,6 +156,10 @@ def rows(db):
         },
     }
     made["kept"]["its live refresh token"] = _refresh(app, user, made["kept"]["expired access token that a live refresh token holds"])
+    # Minted from the refresh token that goes: it stays, no longer pointing at it.
+    made["kept"]["live access token minted from a deleted refresh token"] = minted = _access(app, user, expires_in=3600)
+    minted.source_refresh_token = made["gone"]["revoked refresh token past the idle lifetime"]
+    minted.save()
     made["kept"]["ID token of the live access token"] = made["kept"]["live access token"].id_token
     return made
 
@@ -172,11 +176,30 @@ def test_every_kind_of_expired_row_goes_and_every_live_one_stays(rows):
 
     assert {name for name, row in rows["gone"].items() if _exists(row)} == set()
     assert {name for name, row in rows["kept"].items() if not _exists(row)} == set()
+    assert AccessToken.objects.get(pk=rows["kept"]["live access token minted from a deleted refresh token"].pk).source_refresh_token is None
     # Refresh tokens go first, so the idle one's expired access token, no longer held, goes too.
     for line in ("Deleted 2 expired access tokens.", "Deleted 1 revoked refresh tokens.", "Deleted 1 orphaned refresh tokens.",
                  "Deleted 1 idle refresh tokens.", "Deleted 1 expired ID tokens.", "Deleted 1 expired authorization codes."):
         assert line in out
     assert "Deleted 0 " in _cleartokens() and "Done: 0 rows" in _cleartokens()
+
+
+def test_someone_listening_for_deletions_hears_of_every_deleted_row(rows):
+    """A site's own post_delete receiver on tokens still runs for each row deleted."""
+    from django.db.models.signals import post_delete
+
+    heard = []
+
+    def receiver(sender, instance, **kwargs):
+        heard.append(instance.pk)
+
+    post_delete.connect(receiver, sender=AccessToken, weak=False)
+    try:
+        _cleartokens()
+    finally:
+        post_delete.disconnect(receiver, sender=AccessToken)
+
+    assert sorted(heard) == sorted([rows["gone"]["expired access token"].pk, rows["gone"]["idle refresh token"].access_token_id])
 
 
 def test_the_summary_can_be_one_json_object(rows):
