@@ -19,6 +19,7 @@ import time
 import uuid
 from contextvars import ContextVar
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 HEADER = "X-Request-ID"
@@ -51,26 +52,30 @@ class RequestLogMiddleware:
         return uuid.uuid4().hex
 
     def __call__(self, request):
+        # Kept until request_finished (forget()), not reset on the way out: Django logs a
+        # response's 4xx or 5xx after the middleware has returned it.
         request.request_id = request_id = self._request_id(request)
-        reset = _request_id.set(request_id)
+        _request_id.set(request_id)
         started = time.perf_counter()
-        try:
-            response = self.get_response(request)
-            response[HEADER] = request_id
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %s", request.method, request.path, response.status_code,
-                    extra={
-                        "method": request.method,
-                        "path": request.path,
-                        "status": response.status_code,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                        "client": self.client_address(request),
-                    },
-                )
-            return response
-        finally:
-            _request_id.reset(reset)
+        response = self.get_response(request)
+        response[HEADER] = request_id
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s %s", request.method, request.path, response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "client": self.client_address(request),
+                },
+            )
+        return response
+
+
+def forget(**kwargs):
+    """``request_finished`` receiver: what is logged from now on belongs to no request."""
+    _request_id.set("")
 
 
 class RequestIdFilter(logging.Filter):
@@ -83,9 +88,11 @@ class RequestIdFilter(logging.Filter):
 
 class JsonFormatter(_JsonFormatter):
     """One JSON object per record: time (ISO 8601, UTC), level, logger, message, request id,
-    and whatever ``extra`` the record carries."""
+    and whatever ``extra`` the record carries but the request object Django adds, whose text
+    is the whole URL: a query string can hold a token or a password."""
 
     def __init__(self, fmt="%(levelname)s %(name)s %(message)s %(request_id)s", **kwargs):
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
         kwargs.setdefault("timestamp", "time")
+        kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "request"])
         super().__init__(fmt, **kwargs)

@@ -32,12 +32,23 @@ def _noting(make):
     return wrapper
 
 
+def _public(make):
+    def wrapper(*args, **kwargs):
+        value = make(*args, **kwargs)
+        handed_out.discard(value)
+        return value
+
+    wrapper.__wrapped__ = make
+    return wrapper
+
+
 def install():
     global log_path, _handler
     import jwt
     import knox.crypto
     import oauthlib.common
     from django.contrib.sessions.backends.base import SessionBase
+    from oauth2_provider.generators import ClientIdGenerator
 
     from oidc_provider.logs import JsonFormatter, RequestIdFilter
 
@@ -45,6 +56,8 @@ def install():
     secrets.token_urlsafe = _noting(secrets.token_urlsafe)
     # Authorization codes (oauthlib's grant types call common.generate_token()).
     oauthlib.common.generate_token = _noting(oauthlib.common.generate_token)
+    # ...which also makes client ids, which are public: they are in URLs and logs by design.
+    ClientIdGenerator.hash = _public(ClientIdGenerator.hash)
     # ID tokens and logout tokens.
     jwt.encode = _noting(jwt.encode)
     # Console API tokens.

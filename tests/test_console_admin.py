@@ -580,7 +580,8 @@ def test_audit_filters_and_csv_export_of_the_filtered_list(admin_client):
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0] == ["occurred_at", "actor_label", "action", "target_type", "target_id", "target_label", "ip_address", "details"]
+    assert rows[0] == ["occurred_at", "actor_label", "action", "target_type", "target_id", "target_label", "ip_address", "request_id",
+                       "details"]
     assert len(rows) == 2 and rows[1][2] == "login.failed"
     # Spreadsheets must not run it as a formula.
     assert rows[1][1] == "'=cmd|calc"

@@ -23,19 +23,29 @@ from .helpers import basic_auth
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def request_lines():
-    """What oidc_provider.request writes, as the project's JSON handler formats it."""
+def _lines_of(name):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
-    logger = logging.getLogger("oidc_provider.request")
+    logger = logging.getLogger(name)
     logger.addHandler(handler)
     try:
         yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def request_lines():
+    """What oidc_provider.request writes, as the project's JSON handler formats it."""
+    yield from _lines_of("oidc_provider.request")
+
+
+@pytest.fixture
+def django_request_lines():
+    """What Django writes of 4xx and 5xx responses (django.request)."""
+    yield from _lines_of("django.request")
 
 
 @pytest.fixture
@@ -70,6 +80,19 @@ def test_the_request_line_never_holds_the_query_string(client, request_lines):
 
     (line,) = request_lines()
     assert line["path"] == "/oidc/auth" and "?" not in line["message"] and "eyJsecret" not in json.dumps(line)
+
+
+@pytest.mark.django_db
+def test_djangos_line_for_a_refused_request_has_its_id_and_not_its_query_string(client, django_request_lines):
+    """Django logs a 4xx after the middleware has returned, with the request object, whose text
+    is the whole URL: the id is still the request's, and the URL is left out (RFC 6750 2.3's
+    access_token query parameter is refused, and must not be written down either)."""
+    response = client.get("/oidc/me", {"access_token": "a-token-in-the-query-" + "z" * 24})
+
+    assert response.status_code == 400
+    (line,) = django_request_lines()
+    assert line["request_id"] == response["X-Request-ID"] and line["status_code"] == 400
+    assert "a-token-in-the-query" not in json.dumps(line) and "request" not in line
 
 
 @pytest.mark.django_db
