@@ -204,6 +204,30 @@ def test_http_redirect_on_a_public_host_is_refused(api):
     assert "loopback" in response.json()["redirect_uris"][0]
 
 
+def test_an_application_with_several_long_redirect_uris_is_saved(api):
+    """Up to 50 URIs of any ordinary length: the limit counts URIs, not the characters of all of them."""
+    uris = [f"https://app-{i}.customer.example.com/auth/oidc/callback" for i in range(5)]
+    origins = [f"https://app-{i}.customer.example.com" for i in range(5)]
+
+    response = create_app(api, policy.WEB, redirect_uris=uris, post_logout_redirect_uris=uris)
+    spa = create_app(api, policy.SPA, redirect_uris=uris, allowed_origins=origins)
+
+    assert response.status_code == 201, response.content
+    assert response.json()["redirect_uris"] == uris and response.json()["post_logout_redirect_uris"] == uris
+    assert spa.status_code == 201 and spa.json()["allowed_origins"] == origins
+    client_id = response.json()["client_id"]
+    assert api.patch(f"{APPS}{client_id}/", {"redirect_uris": uris[:2]}, format="json").json()["redirect_uris"] == uris[:2]
+
+
+def test_more_than_50_redirect_uris_are_refused_with_the_count(api):
+    uris = [f"https://rp.example.com/cb/{i}" for i in range(51)]
+
+    response = create_app(api, policy.WEB, redirect_uris=uris)
+
+    assert response.status_code == 400 and "at most 50" in response.json()["redirect_uris"][0]
+    assert not Application.objects.exists()
+
+
 @pytest.mark.parametrize(
     "fields, field",
     [

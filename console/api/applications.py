@@ -29,15 +29,15 @@ class SpaceSeparatedListField(serializers.ListField):
 
     child = serializers.CharField(max_length=2000)
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", MAX_URIS)
-        super().__init__(**kwargs)
-
     def to_representation(self, data):
         return data.split()
 
     def to_internal_value(self, data):
         items = super().to_internal_value(data)
+        # Counted here, on the list: ListField's max_length would run its validator on the
+        # joined string this returns, and count its characters.
+        if len(items) > MAX_URIS:
+            raise ValidationError(f"Give at most {MAX_URIS} URIs; {len(items)} were sent.")
         joined = [item for item in items if len(item.split()) != 1]
         if joined:
             raise ValidationError(
