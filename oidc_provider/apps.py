@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out
-from django.core.signals import request_finished, request_started
+from django.core.signals import request_finished, setting_changed
 from django.db.models.signals import post_migrate, post_save
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
@@ -51,5 +51,6 @@ class OIDCProviderConfig(AppConfig):
         user_logged_out.connect(sessions.on_logout, dispatch_uid="oidc_provider.session_end")
         post_save.connect(sessions.on_user_saved, sender=get_user_model(), dispatch_uid="oidc_provider.password_change")
         request_finished.connect(logs.forget, dispatch_uid="oidc_provider.request_id")
-        request_started.connect(cleanup.maybe_run_periodic, dispatch_uid="oidc_provider.clear_expired")
+        cleanup.schedule()
+        setting_changed.connect(cleanup.schedule, dispatch_uid="oidc_provider.clear_expired_schedule")
         post_migrate.connect(keys.ensure_keys_after_migrate, sender=self, dispatch_uid="oidc_provider.signing_key")

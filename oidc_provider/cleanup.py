@@ -15,9 +15,9 @@ tables of many millions of rows that are being written while it runs:
 
 ``clear_expired`` is what ``manage.py cleartokens`` runs. Where no cron exists,
 ``OIDC_PROVIDER["CLEAR_EXPIRED_EVERY"]`` (seconds) runs it in the server's own processes:
-``maybe_run_periodic`` is called on each request and starts a clean-up thread when one is
-due, and a conditional UPDATE of the one ``PeriodicRun`` row lets exactly one process of all
-the nodes run each one.
+``maybe_run_periodic`` is then called on each request (and only then: unset, requests pay
+nothing) and starts a clean-up thread when one is due, and a conditional UPDATE of the one
+``PeriodicRun`` row lets exactly one process of all the nodes run each one.
 """
 
 import threading
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import request_started
 from django.db import close_old_connections, connections, models, transaction
 from django.db.models.signals import post_delete, pre_delete
 from django.utils import timezone
@@ -179,12 +180,30 @@ def _run(every):
         connections.close_all()  # this thread's own
 
 
+def _period():
+    every = oidc_settings.CLEAR_EXPIRED_EVERY
+    if isinstance(every, bool) or not isinstance(every, int | float) or every <= 0:
+        return None  # off, or not a period (system check E017 says so)
+    return every
+
+
+def schedule(**kwargs):
+    """Have requests start the periodic clean-up if CLEAR_EXPIRED_EVERY is set, and not
+    otherwise; at start-up and whenever the settings change."""
+    if kwargs.get("setting", "OIDC_PROVIDER") != "OIDC_PROVIDER":
+        return
+    if _period():
+        request_started.connect(maybe_run_periodic, dispatch_uid="oidc_provider.clear_expired")
+    else:
+        request_started.disconnect(dispatch_uid="oidc_provider.clear_expired")
+
+
 def maybe_run_periodic(**kwargs):
     """``request_started`` receiver: every so often, start a clean-up thread if one is due."""
     global _running, _next_check
-    every = oidc_settings.CLEAR_EXPIRED_EVERY
-    if isinstance(every, bool) or not isinstance(every, int | float) or every <= 0:
-        return  # off, or not a period (system check E017 says so)
+    every = _period()
+    if every is None:
+        return
     now = time.monotonic()
     if now < _next_check:
         return

@@ -16,7 +16,7 @@ read without a parsing rule.
 import logging
 import re
 import time
-import uuid
+import os
 from contextvars import ContextVar
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -49,7 +49,7 @@ class RequestLogMiddleware:
         offered = request.META.get("HTTP_X_REQUEST_ID", "")
         if offered and _VALID_ID.fullmatch(offered) and self.from_trusted_proxy(request):
             return offered
-        return uuid.uuid4().hex
+        return os.urandom(16).hex()
 
     def __call__(self, request):
         # Kept until request_finished (forget()), not reset on the way out: Django logs a

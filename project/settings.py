@@ -295,8 +295,8 @@ AXES_VERBOSE = False
 AXES_CLIENT_IP_CALLABLE = "oidc_provider.throttle.client_address"
 
 # One JSON object per line on stderr (DJANGO_LOG_FORMAT=text for a line a person reads), every
-# record with the id of the request it belongs to; one line per request (DJANGO_ACCESS_LOG=0
-# turns it off).
+# record with the id of the request it belongs to; with DJANGO_ACCESS_LOG=1, one line per
+# request too (off by default: a proxy in front usually keeps that log already).
 _LOG_FORMAT = os.environ.get("DJANGO_LOG_FORMAT", "json").strip().lower()
 LOGGING = {
     "version": 1,
@@ -315,7 +315,7 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "WARNING").strip().upper()},
     "loggers": {
-        "oidc_provider.request": {"level": "INFO" if _env_bool("DJANGO_ACCESS_LOG", True) else "WARNING"},
+        "oidc_provider.request": {"level": "INFO" if _env_bool("DJANGO_ACCESS_LOG") else "WARNING"},
         # DOT logs a warning per implicit request and mismatch details we report ourselves;
         # oauthlib's debug lines carry request bodies: neither goes lower, whatever the level.
         "oauth2_provider": {"level": "ERROR"},

@@ -3,7 +3,8 @@
 Installed when pytest starts (conftest's ``pytest_configure``): a handler on the root logger
 writes every record the run's log configuration lets through, in the provider's JSON format
 with request ids, to one file; the provider's and console's own loggers are opened down to
-DEBUG, so a secret in a debug line would show too. The functions that make secrets are
+DEBUG (the per-request lines included), so a secret in a debug line would show too. The
+functions that make secrets are
 wrapped so that each value they return is also noted: they still make real random values.
 """
 
@@ -70,7 +71,7 @@ def install():
     _handler.setFormatter(JsonFormatter())
     _handler.addFilter(RequestIdFilter())
     logging.getLogger().addHandler(_handler)
-    for name in ("oidc_provider", "console"):
+    for name in ("oidc_provider", "console", "oidc_provider.request"):
         logging.getLogger(name).setLevel(logging.DEBUG)
 
 

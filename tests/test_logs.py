@@ -29,11 +29,14 @@ def _lines_of(name):
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
     logger = logging.getLogger(name)
+    level = logger.level
     logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # as with DJANGO_ACCESS_LOG=1
     try:
         yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture
@@ -167,6 +170,15 @@ def _log_line_of_a_fresh_process(**env):
     )
     assert result.returncode == 0, result.stderr
     return result.stderr.strip().splitlines()[-1]
+
+
+def test_the_request_line_is_off_unless_asked_for():
+    """DJANGO_ACCESS_LOG: off by default (a proxy usually keeps an access log already), on with 1."""
+    script = "import django, logging; django.setup(); print(logging.getLogger('oidc_provider.request').isEnabledFor(logging.INFO))"
+    for env, expected in (({}, "False"), ({"DJANGO_ACCESS_LOG": "1"}, "True")):
+        result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", **env})
+        assert result.stdout.strip() == expected, result.stderr
 
 
 def test_the_project_logs_json_lines_by_default_and_text_when_asked():
