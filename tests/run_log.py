@@ -4,8 +4,8 @@ Installed when pytest starts (conftest's ``pytest_configure``): a handler on the
 writes every record the run's log configuration lets through, in the provider's JSON format
 with request ids, to one file; the provider's and console's own loggers are opened down to
 DEBUG (the per-request lines included), so a secret in a debug line would show too. The
-functions that make secrets are
-wrapped so that each value they return is also noted: they still make real random values.
+functions that make secrets are wrapped so that each value they return is also noted: they
+still make real random values.
 """
 
 import logging
