@@ -20,6 +20,7 @@ nothing) and starts a clean-up thread when one is due, and a conditional UPDATE 
 ``PeriodicRun`` row lets exactly one process of all the nodes run each one.
 """
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from .conf import oidc_settings
 from .models import PeriodicRun, RedeemedCode
 
 JOB = "clear_expired"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,9 @@ def _run(every):
         close_old_connections()
         if _claim(every):
             clear_expired(max_seconds=every)
+    except Exception:
+        # The next request after a minute tries again; the server goes on serving meanwhile.
+        logger.exception("The periodic clean-up of expired tokens failed; it will be tried again.")
     finally:
         connections.close_all()  # this thread's own
 

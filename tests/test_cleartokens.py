@@ -234,7 +234,7 @@ def test_stopped_by_its_time_limit_it_keeps_what_it_deleted_and_the_next_run_goe
     assert not RedeemedCode.objects.exists()
 
 
-@pytest.mark.parametrize("args", [("--batch-size", "0"), ("--pause", "-1"), ("--max-seconds", "-5")])
+@pytest.mark.parametrize("args", [("--batch-size", "0"), ("--pause", "-1"), ("--max-seconds", "-5"), ("--max-seconds", "0")])
 def test_a_meaningless_option_is_refused_and_nothing_is_deleted(rows, args):
     with pytest.raises(CommandError, match=args[0]):
         _cleartokens(*args)
@@ -280,6 +280,19 @@ def test_a_clean_up_runs_once_per_period_whichever_process_asks(periodic, monkey
     cleanup.join(30)
 
     assert _exists(code)
+
+
+def test_a_failed_periodic_clean_up_is_logged_and_the_server_goes_on(periodic, monkeypatch, caplog):
+    def broken(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(cleanup, "clear_expired", broken)
+
+    assert Client().get("/health/live").status_code == 200
+    cleanup.join(30)
+
+    assert "periodic clean-up of expired tokens failed" in caplog.text
+    assert Client().get("/health/live").status_code == 200
 
 
 def test_without_the_setting_requests_clean_up_nothing(transactional_db, monkeypatch):

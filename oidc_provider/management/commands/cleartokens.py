@@ -30,9 +30,12 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json", help="Print one JSON object at the end, no progress lines.")
 
     def handle(self, *args, batch_size=None, pause=None, max_seconds=None, as_json=False, **options):
-        for name, value in (("--batch-size", batch_size), ("--pause", pause), ("--max-seconds", max_seconds)):
-            if value is not None and (value < 0 or (name == "--batch-size" and value < 1)):
-                raise CommandError(f"{name} must be {'at least 1' if name == '--batch-size' else 'zero or more'}.")
+        if batch_size is not None and batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        if pause is not None and pause < 0:
+            raise CommandError("--pause must be zero or more seconds.")
+        if max_seconds is not None and max_seconds <= 0:
+            raise CommandError("--max-seconds must be above zero (leave it out for no limit).")
         started = time.monotonic()
         shown = {"at": started}
 
