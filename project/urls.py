@@ -22,4 +22,5 @@ urlpatterns = [
 # which fails the same way when the body was what could not be read).
 handler400 = "oidc_provider.views.pages.bad_request"
 handler403 = "oidc_provider.views.pages.permission_denied"
+handler404 = "oidc_provider.views.pages.page_not_found"
 handler500 = "oidc_provider.views.pages.server_error"

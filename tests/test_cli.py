@@ -364,6 +364,79 @@ def test_quickstart_keeps_an_existing_admin():
     assert Application.objects.count() == 4
 
 
+def _issuer(settings, issuer):
+    settings.OIDC_PROVIDER = {**settings.OIDC_PROVIDER, "ISSUER": issuer}
+
+
+def test_quickstart_prints_the_run_command_of_the_issuers_host_and_port(settings):
+    """The printed start command and console URL follow OIDC_ISSUER's host and port."""
+    _issuer(settings, "http://127.0.0.1:9000/oidc")
+    out, _ = run("oidc_quickstart", "--no-serve")
+    assert "python manage.py runserver 127.0.0.1:9000" in out
+    assert "http://127.0.0.1:9000/admin/" in out
+    assert "8000" not in out
+
+    data, _ = run_json("oidc_quickstart", "--no-serve")
+    assert data["address"] == "127.0.0.1:9000"
+    assert data["run_command"] == "python manage.py runserver 127.0.0.1:9000"
+
+
+def test_quickstart_by_default_runs_on_127_0_0_1_port_8000():
+    """With the default issuer the command and the README agree: http://127.0.0.1:8000."""
+    out, _ = run("oidc_quickstart", "--no-serve")
+    assert "python manage.py runserver 127.0.0.1:8000" in out
+    assert "Console:   http://127.0.0.1:8000/admin/" in out
+
+
+@pytest.mark.parametrize("issuer, address", [
+    ("http://localhost/oidc", "localhost:80"),
+    ("http://[::1]:9000/oidc", "[::1]:9000"),
+])
+def test_quickstart_reads_the_issuers_default_port_and_ipv6_hosts(settings, issuer, address):
+    """An issuer without a port means its scheme's; an IPv6 host keeps its brackets."""
+    _issuer(settings, issuer)
+    assert f"python manage.py runserver {address}" in run("oidc_quickstart", "--no-serve")[0]
+
+
+def test_quickstart_serves_at_the_address_given_and_says_where_the_issuer_points(monkeypatch):
+    """--address is where it serves and what it prints; an issuer elsewhere is warned about,
+    since relying parties follow the issuer's URLs."""
+    from oidc_provider.management.commands import oidc_quickstart
+
+    served = []
+
+    def call(name, *args, **kwargs):
+        if name == "runserver":
+            served.append(args)
+            return None
+        return call_command(name, *args, **kwargs)
+
+    monkeypatch.setattr(oidc_quickstart, "call_command", call)
+    out, _ = run("oidc_quickstart", "--address", "127.0.0.1:9100")
+    assert served == [("127.0.0.1:9100",)]
+    assert "python manage.py runserver 127.0.0.1:9100" in out
+    assert "http://127.0.0.1:9100/admin/" in out
+    assert "OIDC_ISSUER=http://127.0.0.1:9100/oidc" in out
+
+    data, err = run_json("oidc_quickstart", "--no-serve", "--address", "[::1]:9100")
+    assert data["address"] == "[::1]:9100" and data["run_command"].endswith("runserver [::1]:9100")
+    assert "OIDC_ISSUER" in err
+
+
+@pytest.mark.parametrize("address", [
+    "9000", "127.0.0.1", "127.0.0.1:", ":9000", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:http",
+    "::1:9000", "[nope]:9000", "999.1.1.1:9000", "exa mple.com:9000", "-bad.example.com:9000", "",
+])
+def test_quickstart_refuses_a_bad_address_and_changes_nothing(address):
+    """A bad --address is refused with a message naming the option, before anything is made."""
+    keys_before = list(SigningKey.objects.values_list("kid", flat=True))
+    with pytest.raises(CommandError, match="--address"):
+        run("oidc_quickstart", "--no-serve", "--address", address)
+    assert not get_user_model().objects.exists()
+    assert not Application.objects.exists()
+    assert list(SigningKey.objects.values_list("kid", flat=True)) == keys_before
+
+
 # -- a real process ---------------------------------------------------------------------
 
 
@@ -391,6 +464,11 @@ def test_cli_process_prints_one_json_object_and_refuses_on_stderr(tmp_path):
     assert refused.returncode != 0
     assert refused.stdout == ""
     assert "client_credentials" in refused.stderr
+
+    bad_address = manage(tmp_path, "oidc_quickstart", "--no-serve", "--address", "localhost:99999")
+    assert bad_address.returncode != 0
+    assert bad_address.stdout == ""
+    assert "--address" in bad_address.stderr and "65535" in bad_address.stderr
 
     listed = manage(tmp_path, "oidc_app", "list", "--json")
     assert [a["client_id"] for a in json.loads(listed.stdout)["applications"]] == [data["client_id"]]

@@ -1,4 +1,4 @@
-"""The hosted login page; its form posts the fields `username` and `password`."""
+"""The hosted login page (its form posts the fields `username` and `password`) and sign-out."""
 
 from django.contrib.auth import views as auth_views
 from django.shortcuts import render
@@ -15,7 +15,8 @@ class LoginView(DecoratedView, auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         if throttle.is_throttled(throttle.client_ip(request)):
-            return render(request, "oidc_provider/locked_out.html", {"throttled": True}, status=429)
+            return render(request, "oidc_provider/locked_out.html",
+                          {"throttled": True, "window_minutes": throttle.LOGIN_WINDOW // 60}, status=429)
         return super().post(request, *args, **kwargs)
 
     def get_initial(self):
@@ -26,8 +27,16 @@ class LoginView(DecoratedView, auth_views.LoginView):
 
 
 class LogoutView(DecoratedView, auth_views.LogoutView):
+    """A GET only asks (a link or a prefetch must not end a session); the POST signs out."""
+
     view_decorators = (hosted_page,)
+    http_method_names = ["get", "head", "post", "options"]
     template_name = "oidc_provider/logged_out.html"
+
+    def get(self, request, *args, **kwargs):
+        # get_redirect_url() keeps `next` only when it stays on this site.
+        context = {"next": self.get_redirect_url()}
+        return render(request, "oidc_provider/logout.html", context)
 
     def get_context_data(self, **kwargs):
         # The applications the ended session signed into hear of it in hidden frames.

@@ -5,11 +5,11 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseServerError
 from django.shortcuts import render
+from django.template import loader
 from django.utils import translation
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext as _
 
 
 def ui_language(request):
@@ -60,9 +60,9 @@ def allow_frames(response, urls):
 
 
 def csrf_failure(request, reason=""):
-    """A branded, actionable page instead of Django's bare 403 (CSRF_FAILURE_VIEW)."""
-    message = _("This form expired or was opened in another window. Go back, reload the page and try again.")
-    return hosted_page(lambda r: render(r, "oidc_provider/error.html", {"error": "csrf_failed", "error_description": message}, status=403))(request)
+    """CSRF_FAILURE_VIEW: the form expired or the browser kept no cookie; say how to get past it.
+    Django's reason is not shown: it helps no user and names the check."""
+    return hosted_page(lambda r: render(r, "oidc_provider/csrf_failure.html", status=403))(request)
 
 
 def _cool_off(request):
@@ -101,5 +101,20 @@ def permission_denied(request, exception=None):
     return _plain_error(403, "Forbidden.")
 
 
+def page_not_found(request, exception=None):
+    """handler404: a hosted page in the user's language. The exception's text is not shown
+    (Django's may name URL patterns)."""
+    return hosted_page(lambda r: render(r, "oidc_provider/404.html", status=404))(request)
+
+
 def server_error(request):
-    return _plain_error(500, "Server error. The problem has been logged; try again later.")
+    """handler500: a page that needs no request context, database or static files, since any
+    of them may be what failed; plain text if even the template cannot be rendered."""
+    try:
+        html = loader.get_template("oidc_provider/500.html").render()
+    except Exception:
+        return _plain_error(500, "Server error. The problem has been logged; try again later.")
+    response = HttpResponseServerError(html)
+    response["X-Frame-Options"] = "DENY"
+    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
