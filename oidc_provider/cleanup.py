@@ -4,10 +4,10 @@ What is deleted is what django-oauth-toolkit's ``clear_expired`` deletes, by the
 plus the provider's records of redeemed codes. How differs, for
 tables of many millions of rows that are being written while it runs:
 
-* Each kind is walked once in primary-key order, ``batch_size`` rows at a time, each batch
-  its own short transaction: ``WHERE pk > <last> AND <expired> ORDER BY pk LIMIT n`` reads
-  each row at most once, where DOT counts the whole backlog before every batch. A token
-  request waits for at most one batch's row locks, never for the whole clean-up.
+* Each kind is walked once in primary-key order, a window of ``batch_size`` keys at a time,
+  each window its own short transaction: each row is read once, where DOT counts the whole
+  backlog before every batch. A token request waits for at most one batch's row locks,
+  never for the whole clean-up.
 * A batch's DELETE repeats the rule, so a row that stopped qualifying between the read and
   the delete is kept.
 * Stopped at any point (Ctrl-C, a time limit, a deploy), what it deleted stays deleted and
@@ -102,25 +102,32 @@ def kinds(now=None):
 def clear_kind(kind, *, batch_size, pause=0.0, deadline=None, progress=None):
     """Delete ``kind``'s rows, batch by batch; (rows deleted, finished). ``progress(kind,
     deleted)`` is called after each batch. Past ``deadline`` (a ``time.monotonic()``), it
-    stops after the batch in progress."""
+    stops after the batch in progress.
+
+    A batch is a window of ``batch_size`` consecutive keys, so it holds at most that many
+    rows and the database reads it by a range of its primary key index: asked for "the next
+    n expired rows" instead, PostgreSQL may join the whole table to find them, every time.
+    """
+    if not isinstance(kind.model._meta.pk, models.IntegerField):
+        raise ImproperlyConfigured(f"The clean-up walks integer primary keys; {kind.model._meta.label}'s is not one.")
     rows = kind.model.objects.filter(kind.expired)
-    deleted, last = 0, None
-    while True:
+    bounds = kind.model._base_manager.using(rows.db).aggregate(first=models.Min("pk"), last=models.Max("pk"))
+    if bounds["first"] is None:
+        return 0, True
+    deleted, start = 0, bounds["first"] - 1
+    while start < bounds["last"]:
         if deadline is not None and time.monotonic() >= deadline:
             return deleted, False
-        rest = rows if last is None else rows.filter(pk__gt=last)
-        # The key of the batch's last row: the batch is a range of keys, whatever their number.
-        upper = list(rest.order_by("pk").values_list("pk", flat=True)[batch_size - 1 : batch_size])
-        batch = rest.filter(pk__lte=upper[0]) if upper else rest
+        stop = start + batch_size
         with transaction.atomic(using=rows.db):
-            deleted += _delete(batch)
-        if progress is not None:
-            progress(kind, deleted)
-        if not upper:
-            return deleted, True
-        last = upper[0]
-        if pause:
-            time.sleep(pause)
+            gone = _delete(rows.filter(pk__gt=start, pk__lte=stop))
+        deleted, start = deleted + gone, stop
+        if gone:
+            if progress is not None:
+                progress(kind, deleted)
+            if pause:
+                time.sleep(pause)
+    return deleted, True
 
 
 def _delete(batch):
