@@ -8,4 +8,5 @@ class ConsoleConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import audit, checks  # noqa: F401  connects the audit receivers, registers the system checks
+        # Connect the audit and refusal receivers, register the system checks.
+        from . import audit, checks, refusals  # noqa: F401

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
 
-from oidc_provider import signals
+from oidc_provider import refusals, signals
 from oidc_provider.logs import current_request_id
 from oidc_provider.models import GrantPolicy
 from oidc_provider.throttle import client_address
@@ -35,6 +35,7 @@ SIGNING_KEY_EXPORTED = "signing_key.exported"
 SIGNING_KEYS_REENCRYPTED = "signing_key.reencrypted"
 TOKENS_REVOKED = "tokens.revoked"
 CONSENT_REVOKED = "consent.revoked"
+CONSENT_DENIED = "consent.denied"
 API_TOKEN_CREATED = "api_token.created"
 API_TOKEN_REVOKED = "api_token.revoked"
 LOGIN_FAILED = "login.failed"
@@ -60,9 +61,11 @@ def _ip(request):
     return client_address(meta)
 
 
-def record(action, *, actor=None, actor_label=None, target=None, target_label=None, request=None, **details):
-    """Append one event. ``actor`` is a user; ``target`` any model instance (or None)."""
-    if actor is None and request is not None:
+def record(action, *, actor=None, actor_label=None, target=None, target_label=None, request=None, anonymous=False,
+           **details):
+    """Append one event. ``actor`` is a user; ``target`` any model instance (or None).
+    ``anonymous``: the requester is nobody, whoever is signed in (``request`` gives the address)."""
+    if actor is None and request is not None and not anonymous:
         user = getattr(request, "user", None)
         actor = user if getattr(user, "is_authenticated", False) else None
     if actor_label is None:
@@ -94,7 +97,21 @@ def _token_issued(sender, application=None, grant=None, **kwargs):
 
 @receiver(signals.grant_refused, dispatch_uid="console.audit.grant_refused")
 def _grant_refused(sender, application=None, grant=None, reason=None, request=None, **kwargs):
-    record(GRANT_REFUSED, actor_label=_client(application), target=application, request=request, grant=grant, reason=reason)
+    # Anyone may send a client_id: the requester is anonymous, the application only its target.
+    record(
+        GRANT_REFUSED, actor_label="anonymous", anonymous=True, target=application, request=request,
+        client_id=_client(application), grant=grant, reason=reason,
+    )
+
+
+@receiver(signals.request_refused, dispatch_uid="console.audit.consent_denied")
+def _consent_denied(sender, application=None, rule="", sent=None, request=None, **kwargs):
+    # The user who chose Deny is the actor (the request's signed-in user).
+    if rule == refusals.CONSENT_DENIED:
+        record(
+            CONSENT_DENIED, target=application, request=request, client_id=_client(application),
+            scope=(sent or {}).get("scope", ""),
+        )
 
 
 @receiver(signals.code_replayed, dispatch_uid="console.audit.code_replayed")

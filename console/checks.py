@@ -20,3 +20,23 @@ def check_token_count_interval(app_configs, **kwargs):
             id="console.E001",
         )]
     return []
+
+
+@register()
+def check_refusal_limits(app_configs, **kwargs):
+    from .refusals import LIMITS
+
+    errors = []
+    for name, (default, minimum, meaning) in LIMITS.items():
+        value = getattr(settings, name, default)
+        try:
+            valid = not isinstance(value, bool) and int(value) == value and value >= minimum
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            errors.append(Error(
+                f"{name} is {value!r}; it must be a whole number, {minimum} or more ({meaning}).",
+                hint=f"Set it to {default}, the default, or leave it out.",
+                id="console.E002",
+            ))
+    return errors

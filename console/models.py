@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -40,3 +41,36 @@ class DailyTokenCount(models.Model):
     class Meta:
         verbose_name = _("tokens issued per day")
         constraints = [models.UniqueConstraint(fields=["day", "grant"], name="console_dailytokencount_day_grant")]
+
+
+class Refusal(models.Model):
+    """A relying party's authorization or token request the provider refused, and why.
+
+    Facts only: what the request carried beside what is configured, never a secret, code or
+    token. Kept for ``CONSOLE_REFUSAL_RETENTION_DAYS``, at most ``CONSOLE_REFUSALS_MAX_ROWS``
+    rows (``console.refusals``).
+    """
+
+    at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    application = models.ForeignKey(
+        "oidc_provider.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("application"),
+    )
+    # As the request sent it (printable, bounded): it may name no application at all.
+    client_id = models.CharField(_("client ID"), max_length=200, blank=True, default="", db_index=True)
+    endpoint = models.CharField(_("endpoint"), max_length=16)
+    error = models.CharField(_("error"), max_length=64, blank=True, default="")
+    description = models.CharField(_("error description"), max_length=500, blank=True, default="")
+    rule = models.CharField(_("rule"), max_length=64, db_index=True)
+    sent = models.JSONField(_("sent"), default=dict, blank=True)
+    registered = models.JSONField(_("registered"), default=dict, blank=True)
+    request_id = models.CharField(_("request id"), max_length=128, blank=True, default="", db_index=True)
+
+    class Meta:
+        verbose_name = _("refused request")
+        verbose_name_plural = _("refused requests")
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["application", "at"], name="console_refusal_app_time")]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.client_id} {self.endpoint} {self.rule}"

@@ -44,6 +44,8 @@ ACTIONS = {
     "signing_key.rotate": frozenset({P + "rotate_signingkey"}),
     "signing_key.retire": frozenset({P + "retire_signingkey"}),
     "audit.view": frozenset({"console.view_auditevent"}),
+    # Refused requests hold facts only, never a secret: every role may read them.
+    "refusal.view": frozenset({"console.view_refusal"}),
     "session.view": frozenset({P + "view_loginsession"}),
     # Ending a session revokes the tokens issued in it.
     "session.end": frozenset({P + "view_loginsession", P + "revoke_tokens"}),
@@ -90,7 +92,7 @@ AUDITED_MODELS = {
     "oidc_provider": ("application", "grantpolicy", "accessaccount", "accesskey", "signingkey", "consent", "loginsession",
                       "initialaccesstoken"),
     "oauth2_provider": ("accesstoken", "refreshtoken", "idtoken", "grant"),
-    "console": ("auditevent",),
+    "console": ("auditevent", "refusal"),
 }
 
 APPLICATION_MANAGER_PERMISSIONS = (
@@ -103,6 +105,8 @@ APPLICATION_MANAGER_PERMISSIONS = (
     P + "view_consent", P + "view_loginsession",
     P + "view_initialaccesstoken", P + "add_initialaccesstoken", P + "revoke_initialaccesstoken",
     DOT + "view_accesstoken", DOT + "view_refreshtoken",
+    # Why its applications' requests are refused, and the fix.
+    "console.view_refusal",
 )
 
 

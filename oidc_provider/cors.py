@@ -38,14 +38,19 @@ def registered(origin):
 
 def allow_client_origin(request, response, client_id):
     """Let ``request``'s origin read ``response`` when the client it names lists that origin,
-    on errors too, so an SPA can read `invalid_grant` and start over."""
+    on errors too, so an SPA can read `invalid_grant` and start over. True when let in, False
+    when the client is known and does not list the origin, None otherwise."""
     origin = request.META.get("HTTP_ORIGIN")
     if not origin or not client_id:
-        return
+        return None
     application = Application.objects.filter(client_id=client_id).only("allowed_origins").first()
-    if application is not None and origin in application.allowed_origins.split():
+    if application is None:
+        return None
+    if origin in application.allowed_origins.split():
         response["Access-Control-Allow-Origin"] = origin
         response["Vary"] = "Origin"
+        return True
+    return False
 
 
 class Preflight:

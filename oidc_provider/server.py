@@ -12,6 +12,7 @@ from oauthlib.openid.connect.core.grant_types.base import (
     GrantTypeBase as OpenIDGrantTypeBase,
 )
 
+from . import refusals
 from .policy import normalise_response_type
 
 
@@ -47,6 +48,28 @@ class PasswordGrant(ResourceOwnerPasswordCredentialsGrant):
         return headers, json.dumps(token), 200
 
 
+class AnnouncesRefusals:
+    """A token grant whose refusals are announced with the rule that refused them
+    (``refusals.token_refused``): where its error response is made, with oauthlib's request
+    in hand. A success costs this one call and nothing else."""
+
+    def __init__(self, grant):
+        self.grant = grant
+
+    def __getattr__(self, name):
+        return getattr(self.grant, name)
+
+    def create_token_response(self, request, token_handler):
+        try:
+            headers, body, status = self.grant.create_token_response(request, token_handler)
+        except errors.OAuth2Error as e:  # raised while the tokens are saved (a code spent meanwhile)
+            refusals.token_refused(request, e.error, e.description, self.grant.request_validator)
+            raise
+        if status != 200:
+            refusals.token_response_refused(request, body, self.grant.request_validator)
+        return headers, body, status
+
+
 def _refuse_plain_pkce(grant):
     # RFC 9700 §2.1.1: only S256. A missing method means "plain" (RFC 7636 §4.3), so it is refused too.
     target = getattr(grant, "proxy_target", grant)
@@ -62,5 +85,6 @@ class Server(OpenIDServer):
         self.password_grant = PasswordGrant(request_validator, id_token_grant=self.openid_connect_auth)
         self._grant_types = {k: v for k, v in self._grant_types.items() if not k.startswith("urn:")}
         self._grant_types["password"] = self.password_grant
+        self._grant_types = {name: AnnouncesRefusals(grant) for name, grant in self._grant_types.items()}
         for grant in (self.auth_grant, self.openid_connect_auth, self.openid_connect_hybrid):
             _refuse_plain_pkce(grant)

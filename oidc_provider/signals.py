@@ -25,6 +25,14 @@ signing_keys_reencrypted = Signal()
 # of too many such failures (throttled=True).
 # kwargs: client_id (as presented, may be unknown or ""), ip_address, throttled, request
 client_authentication_failed = Signal()
+# A relying party's authorization or token request refused, once per request, with the check
+# that refused it (oidc_provider.refusals names them). Never a secret, code or token: only facts.
+# kwargs: application (or None), client_id (as sent, printable, bounded), endpoint ("authorize" or
+# "token"), error (the OAuth error code; "" when the browser was refused the answer: CORS),
+# description (the error_description sent, or ""), rule, sent (what the request carried),
+# registered (what is configured beside it), request (Django's at the authorization endpoint,
+# oauthlib's at the token endpoint)
+request_refused = Signal()
 
 # Configuration changes, sent by the provider's own operations whoever calls them (console,
 # API or CLI), so that each is audited once. actor: the user who asked, or None for the CLI.

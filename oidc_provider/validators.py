@@ -25,10 +25,11 @@ from oauth2_provider.models import (
     set_token_value,
 )
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
-from . import access_keys, claims, config_cache, keys, policy, secrets, sessions, signals, throttle
+from . import access_keys, claims, config_cache, keys, policy, refusals, secrets, sessions, signals, throttle
 from .conf import oidc_settings
 from .models import AccessAccount, Application
 from .store import Tokens, store
@@ -105,6 +106,11 @@ def code_token_family(code):
     return uuid.UUID(bytes=hashlib.sha256(b"oidc_provider token family\x00" + code.encode()).digest()[:16], version=4)
 
 
+def _scope_facts(asked, allowed):
+    asked = [refusals.text(s, 100) for s in asked][:50]
+    return {"scope": asked, "not_allowed": [s for s in asked if s not in set(allowed)]}
+
+
 class OIDCValidator(OAuth2Validator):
     oidc_claim_scope = claims.CLAIM_SCOPES
 
@@ -137,7 +143,7 @@ class OIDCValidator(OAuth2Validator):
         self._refuse_if_blocked(request, client_id)
         if self._check_client_credentials(request, client_id, client_secret) and self.may_authenticate(request.client):
             return True
-        return self._client_auth_failed(request, client_id)
+        return self._client_auth_failed(request, client_id, client_secret)
 
     def may_authenticate(self, client):
         """Whether this endpoint answers a client whose credentials are right."""
@@ -147,15 +153,18 @@ class OIDCValidator(OAuth2Validator):
         retry_after = throttle.client_auth_blocked(client_id, request.headers)
         if retry_after:
             config_cache.confirm()  # a refusal is announced only on the current configuration
+            refusals.note(request, refusals.CLIENT_AUTH_THROTTLED, {"client_id": refusals.text(client_id, 200)},
+                          {"retry_after_seconds": int(retry_after)})
             signals.client_authentication_failed.send(
                 sender=type(self), client_id=_printable(client_id), ip_address=throttle.client_address(request.headers),
                 throttled=True, request=request,
             )
             raise ClientAuthenticationThrottled(retry_after, request=request)
 
-    def _client_auth_failed(self, request, client_id):
+    def _client_auth_failed(self, request, client_id, client_secret=None):
         """Count and announce a failed client authentication; False, or 429 once too many."""
         config_cache.confirm()  # a refusal is counted only on the current configuration
+        refusals.note(request, *self._client_auth_refusal(request, client_id, client_secret))
         ip = throttle.client_ip(request.headers)
         retry_after = throttle.record_client_auth_failure(client_id, ip)
         signals.client_authentication_failed.send(
@@ -165,6 +174,26 @@ class OIDCValidator(OAuth2Validator):
         if retry_after:
             raise ClientAuthenticationThrottled(retry_after, request=request)
         return False
+
+    @staticmethod
+    def _client_auth_refusal(request, client_id, client_secret):
+        """(rule, sent, registered) of a failed client authentication: facts, never the secret."""
+        client = request.client if isinstance(request.client, Application) else None
+        if client is None:
+            if isinstance(client_id, str) and access_keys.is_access_key(client_id):
+                return refusals.ACCESS_KEY_INVALID, {"access_key": refusals.text(client_id, 200), "secret_key": "wrong, or the pair revoked"}, {}
+            return refusals.CLIENT_UNKNOWN, {"client_id": refusals.text(client_id, 200)}, {}
+        method = "client_secret_basic" if request.headers.get("Authorization") else "client_secret_post"
+        registered = {"application_type": client.application_type, "client_type": client.client_type}
+        if client.is_public:
+            return refusals.PUBLIC_CLIENT_SENT_SECRET, {"client_secret": "sent", "method": method}, {**registered, "client_secret": None}
+        if not client_secret:
+            return refusals.CLIENT_SECRET_MISSING, {"client_secret": "missing"}, {**registered, "client_secret": "set"}
+        return refusals.CLIENT_SECRET_WRONG, {"client_secret": "wrong", "method": method}, {**registered, "client_secret": "set"}
+
+    def presented_client_id(self, request):
+        """The client_id a token request names (HTTP Basic or the form body), unchecked."""
+        return self._presented_credentials(request)[0]
 
     def _check_client_credentials(self, request, client_id, client_secret):
         """Whether the credentials are an active AK/SK pair or a client's id and secret.
@@ -225,12 +254,20 @@ class OIDCValidator(OAuth2Validator):
         key = getattr(request, "access_key", None)
         if key is not None:
             # An AK/SK token may carry only scopes among its account's resource permissions.
-            return set(scopes) <= set(key.account.scopes)
+            if set(scopes) <= set(key.account.scopes):
+                return True
+            refusals.note(request, refusals.SCOPE_NOT_ALLOWED, _scope_facts(scopes, key.account.scopes),
+                          {"account": key.account.name, "scopes": list(key.account.scopes)})
+            return False
         if request.grant_type == "client_credentials" and "openid" in scopes:
             # No end user, no identity: an application's token is for access only, and openid
             # is dropped from what is granted rather than refused.
             scopes = request.scopes = [scope for scope in scopes if scope != "openid"]
-        return super().validate_scopes(client_id, scopes, client, request, *args, **kwargs)
+        if super().validate_scopes(client_id, scopes, client, request, *args, **kwargs):
+            return True
+        available = get_scopes_backend().get_available_scopes(application=client, request=request)
+        refusals.note(request, refusals.SCOPE_NOT_ALLOWED, _scope_facts(scopes, available), {"scopes": list(available)})
+        return False
 
     def get_default_scopes(self, client_id, request, *args, **kwargs):
         key = getattr(request, "access_key", None)
@@ -245,6 +282,8 @@ class OIDCValidator(OAuth2Validator):
         if grant and policy.may_use(client, grant):
             return True
         config_cache.confirm()  # a refusal is announced only on the current configuration
+        rule, registered = refusals.grant_refusal(client, grant)
+        refusals.note(request, rule, {"grant_type": refusals.text(grant_type, 100)}, registered)
         signals.grant_refused.send(sender=type(self), application=client, grant=grant_type, reason="unauthorized_client", request=request)
         raise errors.UnauthorizedClientError(
             description=f"This client may not use grant_type={grant_type}: the application does not hold that grant, "
@@ -279,6 +318,7 @@ class OIDCValidator(OAuth2Validator):
         # this grant must not get to test passwords at all.
         self.validate_grant_type(client.client_id, "password", client, request)
         if throttle.is_throttled(throttle.client_ip(request.headers)):
+            refusals.note(request, refusals.LOGIN_THROTTLED, {"address": "too many failed logins"}, {})
             raise errors.CustomOAuth2Error(
                 error="slow_down", status_code=429, request=request,
                 description="Too many failed logins from this address; wait 15 minutes and try again.",
@@ -286,10 +326,12 @@ class OIDCValidator(OAuth2Validator):
         if super().validate_user(username, password, client, request, *args, **kwargs):
             return True
         if getattr(getattr(request, "http_request", None), "axes_locked_out", False):
+            refusals.note(request, refusals.USER_LOCKED_OUT, {"username": "locked for this address"}, {})
             raise errors.InvalidGrantError(
                 description="Too many failed logins for this username from this address: it is locked for 15 minutes.",
                 request=request,
             )
+        refusals.note(request, refusals.USER_CREDENTIALS_WRONG, {"password": "wrong, or no such user"}, {})
         return False
 
     def build_http_request(self, request):
@@ -390,7 +432,11 @@ class OIDCValidator(OAuth2Validator):
 
     def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):
         grant = self._grant(code, request)
-        return grant is not None and grant.application_id == client.pk and grant.redirect_uri_allowed(redirect_uri)
+        if grant is not None and grant.application_id == client.pk and grant.redirect_uri_allowed(redirect_uri):
+            return True
+        refusals.note(request, refusals.REDIRECT_URI_MISMATCH, {"redirect_uri": refusals.text(redirect_uri)},
+                      {"redirect_uri": grant.redirect_uri if grant is not None else None})
+        return False
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         grant = self._grant(code, request)
@@ -398,6 +444,7 @@ class OIDCValidator(OAuth2Validator):
             if request.code_verifier is not None and not grant.code_challenge:
                 # A verifier for a code issued without a challenge: the code may have been
                 # injected into this client's session (PKCE downgrade, RFC 9700 §2.1.1).
+                refusals.note(request, refusals.PKCE_DOWNGRADE, {"code_verifier": "sent"}, {"code_challenge": None})
                 raise errors.InvalidGrantError(request=request, description=(
                     "This code was issued without a code_challenge, so the token request must not send a "
                     "code_verifier. Send code_challenge (S256) in the authorization request, or leave "
@@ -410,13 +457,26 @@ class OIDCValidator(OAuth2Validator):
                 request.claims = json.loads(grant.claims)
                 request.sid = request.claims.pop(SID, None)
             return True
-        self._code_replayed(code, client, request)
+        if self._code_replayed(code, client, request):
+            refusals.note(request, refusals.CODE_REPLAYED, {"code": "already used"}, {"code": "redeemed; its tokens now revoked"})
+        elif grant is None:
+            refusals.note(request, refusals.CODE_INVALID_OR_EXPIRED, {"code": "unknown"},
+                          {"code_lifetime_seconds": oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS})
+        elif grant.application_id != client.pk:
+            refusals.note(request, refusals.CODE_ISSUED_TO_ANOTHER_CLIENT, {"code": "issued to another client"},
+                          {"code_issued_to": getattr(self._application(grant.application_id), "client_id", None)})
+        else:
+            refusals.note(request, refusals.CODE_EXPIRED, {"code": "expired"},
+                          {"code_lifetime_seconds": oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS})
         return False
 
     def _code_replayed(self, code, client, request):
-        """A spent code presented again (RFC 6749 §4.1.2): revoke the tokens it issued."""
+        """A spent code presented again (RFC 6749 §4.1.2): revoke the tokens it issued. True
+        when it was one."""
         if store.revoke_redeemed_code(code_digest(code), code_token_family(code), client):
             signals.code_replayed.send(sender=type(self), application=client, request=request)
+            return True
+        return False
 
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
         """Nothing left to do: save_bearer_token redeemed the code with its tokens."""
@@ -450,19 +510,29 @@ class OIDCValidator(OAuth2Validator):
         """A live refresh token of this client, within its lifetimes. A revoked one coming
         back is a replay (RFC 9700 §4.14.2): its whole family is revoked."""
         rt = self._refresh_token_row(refresh_token, request)
-        if rt is None or rt.application_id != client.pk:
+        if rt is None:
+            refusals.note(request, refusals.REFRESH_TOKEN_INVALID_OR_EXPIRED, {"refresh_token": "unknown"}, {})
+            return False
+        if rt.application_id != client.pk:
+            refusals.note(request, refusals.REFRESH_TOKEN_ISSUED_TO_ANOTHER_CLIENT, {"refresh_token": "issued to another client"},
+                          {"refresh_token_issued_to": getattr(self._application(rt.application_id), "client_id", None)})
             return False
         if rt.revoked is not None:
             self._refresh_token_replayed(rt, client, request)
+            refusals.note(request, refusals.REFRESH_TOKEN_REPLAYED, {"refresh_token": "already used"},
+                          {"refresh_token": "rotated or revoked; its family now revoked"})
             return False
         # A live token is paired with an access token, and dies REFRESH_TOKEN_IDLE_TTL after
         # that expired (DOT's rule); its family dies REFRESH_TOKEN_MAX_TTL after it began.
         expire_delta = refresh_token_expire_timedelta()
         now = timezone.now()
         if rt.access_token is None or (expire_delta and rt.access_token.expires + expire_delta <= now):
+            refusals.note(request, refusals.REFRESH_TOKEN_INVALID_OR_EXPIRED, {"refresh_token": "expired (idle)"}, {})
             return False
         max_ttl = oidc_settings.REFRESH_TOKEN_MAX_TTL
         if max_ttl and rt.family_born and rt.family_born + timedelta(seconds=max_ttl) <= now:
+            refusals.note(request, refusals.REFRESH_TOKEN_INVALID_OR_EXPIRED, {"refresh_token": "expired (family lifetime)"},
+                          {"refresh_token_max_ttl_seconds": max_ttl})
             return False
         rt.application = client
         request.user = rt.user
@@ -501,11 +571,14 @@ class OIDCValidator(OAuth2Validator):
             if not store.redeem_code(code_digest(request.code), request.client, tokens):
                 # Spent meanwhile by a concurrent exchange: this one is its replay.
                 self._code_replayed(request.code, request.client, request)
+                refusals.note(request, refusals.CODE_REPLAYED, {"code": "already used"}, {"code": "redeemed"})
                 raise errors.InvalidGrantError(description="The authorization code has already been used.", request=request)
         elif previous is not None:
             if not store.rotate_refresh_token(previous, tokens):
                 # Rotated meanwhile by a concurrent request: this one is its replay.
                 self._refresh_token_replayed(previous, request.client, request)
+                refusals.note(request, refusals.REFRESH_TOKEN_REPLAYED, {"refresh_token": "already used"},
+                              {"refresh_token": "rotated; its family now revoked"})
                 raise errors.InvalidGrantError(description="The refresh token has already been used.", request=request)
         else:
             store.issue_access_token(tokens)

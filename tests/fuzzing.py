@@ -7,9 +7,11 @@ from django.apps import apps
 
 # Tables that record refusals by design, so a refused request may add to them: failed logins
 # and lockouts (django-axes), sessions (a login page hands out one), the brute-force counters
-# (a failed client authentication is counted) and the audit log. Django's permission rows are
-# fixed by migrations.
-UNWATCHED_MODELS = {("console", "auditevent"), ("auth", "permission"), ("oidc_provider", "throttlecount")}
+# (a failed client authentication is counted), the audit log and the refused requests. Django's
+# permission rows are fixed by migrations.
+UNWATCHED_MODELS = {
+    ("console", "auditevent"), ("console", "refusal"), ("auth", "permission"), ("oidc_provider", "throttlecount"),
+}
 WATCHED_APPS = ("auth", "oidc_provider", "oauth2_provider", "console", "authtoken", "knox")
 
 

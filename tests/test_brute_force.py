@@ -170,11 +170,14 @@ def test_a_success_does_not_count_and_leaves_the_limit_untouched(client, service
 
 
 def _cost(client, client_id, secret, ip):
-    """(digests computed, SQL statements run) by one token request."""
-    with mock.patch.object(secrets, "digest", wraps=secrets.digest) as digest, CaptureQueriesContext(connection) as queries:
+    """(digests computed, SQL statements run) by one token request. The refusal records'
+    pruning, due once a minute whoever asks, is left out."""
+    with mock.patch.object(secrets, "digest", wraps=secrets.digest) as digest, CaptureQueriesContext(connection) as queries, \
+            mock.patch("console.refusals._prune_due", return_value=False):
         response = _cc(client, client_id, secret, ip=ip)
     assert response.status_code == 401
-    return digest.call_count, [re.sub(r"'[^']*'|\d+", "?", q["sql"]) for q in queries.captured_queries]
+    # A value or NULL is the same statement (the refusal record names the application or none).
+    return digest.call_count, [re.sub(r"'[^']*'|\d+|\bNULL\b", "?", q["sql"]) for q in queries.captured_queries]
 
 
 def test_an_unknown_client_id_costs_what_a_known_one_with_a_wrong_secret_costs(client, service_app):

@@ -118,7 +118,7 @@ def test_staff_token_and_admin_session_both_work(api, admin_client):
 
 def test_root_lists_the_resources(admin_client):
     body = admin_client.get(API, HTTP_ACCEPT="application/json").json()
-    for name in ("applications", "policy", "access-accounts", "access-keys", "signing-keys", "audit-events"):
+    for name in ("applications", "policy", "access-accounts", "access-keys", "signing-keys", "audit-events", "refusals"):
         assert body[name].endswith(f"/console/api/{name}/")
         assert admin_client.get(body[name], HTTP_ACCEPT="application/json").status_code == 200
 

@@ -27,7 +27,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 from rest_framework.test import APIClient
 
 from console import audit
-from console.models import AuditEvent
+from console.models import AuditEvent, Refusal
 from oidc_provider import access_keys, keys, policy, registration
 from oidc_provider.models import (
     AccessAccount, AccessKey, Application, Consent, GrantPolicy, InitialAccessToken, LoginSession, SigningKey,
@@ -53,6 +53,7 @@ EVERY_ACTION = {
     "signing_key.view", "signing_key.rotate", "signing_key.retire",
     "audit.view", "consent.view", "token.view", "code.view", "session.view", "session.end",
     "registration_token.view", "registration_token.issue", "registration_token.revoke",
+    "refusal.view",
 }
 # Applications and access accounts and keys; reads the policy; not the policy, keys or audit log.
 MANAGER = {
@@ -63,12 +64,14 @@ MANAGER = {
     "access_key.view", "access_key.issue", "access_key.revoke", "access_key.rotate",
     "consent.view", "token.view", "session.view", "session.end",
     "registration_token.view", "registration_token.issue", "registration_token.revoke",
+    # Why its applications' requests were refused (facts, never a secret).
+    "refusal.view",
 }
 # Read-only, the audit log included; never a secret (no regenerate, no issue, no rotate).
 AUDITOR = {
     "console.enter", "application.view", "policy.view", "access_account.view", "access_key.view",
     "signing_key.view", "audit.view", "consent.view", "token.view", "code.view", "session.view",
-    "registration_token.view",
+    "registration_token.view", "refusal.view",
 }
 CAN = {
     "superuser": EVERY_ACTION | {"superuser"},
@@ -127,11 +130,16 @@ def world(db):
     registration_token, _token = registration.issue_initial_token(note="partner")
     event = audit.record(audit.APPLICATION_CREATED, actor_label="cli", target=app)
     api_token, _token = AuthToken.objects.create(user=owner)
+    refusal = Refusal.objects.create(
+        application=app, client_id=app.client_id, endpoint="authorize", error="invalid_request",
+        rule="redirect_uri_not_registered", sent={"redirect_uri": "https://rp.example.com/callback/"},
+        registered={"redirect_uris": app.redirect_uris.split()},
+    )
     current = policy.state_of(policy.WEB, policy.PASSWORD)
     return SimpleNamespace(
         owner=owner, app=app, doomed=doomed, account=account, key=key, spare_account=spare_account,
         active=active, upcoming=upcoming, access=access, refresh=refresh, grant=grant, id_token=id_token,
-        consent=consent, event=event, api_token=api_token, login_session=login_session, registration_token=registration_token,
+        consent=consent, event=event, api_token=api_token, refusal=refusal, login_session=login_session, registration_token=registration_token,
         policy_pair=(policy.WEB, policy.PASSWORD),
         new_state=policy.FORBIDDEN if current != policy.FORBIDDEN else policy.ALLOWED,
     )
@@ -156,6 +164,7 @@ def snapshot():
         "registration_tokens": sorted(InitialAccessToken.objects.values_list("pk", "revoked_at")),
         "api_tokens": sorted(AuthToken.objects.values_list("digest", flat=True)),
         "audit_events": AuditEvent.objects.count(),
+        "refusals": sorted(Refusal.objects.values_list("pk", "rule")),
         "admin_log": LogEntry.objects.count(),
     }
 
@@ -325,6 +334,13 @@ API_RULES = {
         "audit.view", lambda w: url("console:api-audit-events-detail", pk=w.event.pk), None, 200, False),
     ("console:api-audit-events-detail", "options"): (
         "audit.view", lambda w: url("console:api-audit-events-detail", pk=w.event.pk), None, 200, False),
+    # refused requests
+    ("console:api-refusals-list", "get"): ("refusal.view", lambda w: url("console:api-refusals-list"), None, 200, False),
+    ("console:api-refusals-list", "options"): ("refusal.view", lambda w: url("console:api-refusals-list"), None, 200, False),
+    ("console:api-refusals-detail", "get"): (
+        "refusal.view", lambda w: url("console:api-refusals-detail", pk=w.refusal.pk), None, 200, False),
+    ("console:api-refusals-detail", "options"): (
+        "refusal.view", lambda w: url("console:api-refusals-detail", pk=w.refusal.pk), None, 200, False),
 }
 
 API_ENDPOINTS = api_endpoints()
@@ -548,6 +564,7 @@ ADMIN_RULES = {
     **model_pages("oauth2_provider_idtoken", lambda w: w.id_token, "code.view"),
     **model_pages("console_auditevent", lambda w: w.event, "audit.view"),
     "console_auditevent_export": [("get", "audit.view", lambda w: (), None, 200, False)],
+    **model_pages("console_refusal", lambda w: w.refusal, "refusal.view"),
     **model_pages("knox_authtoken", lambda w: w.api_token, "superuser", delete="superuser"),
 }
 
@@ -631,6 +648,7 @@ ACTION_RULES = {
     ("oauth2_provider.grant", "delete_selected"): (NOBODY, lambda w: w.grant, 302),
     ("oauth2_provider.idtoken", "delete_selected"): (NOBODY, lambda w: w.id_token, 302),
     ("console.auditevent", "delete_selected"): (NOBODY, lambda w: w.event, 302),
+    ("console.refusal", "delete_selected"): (NOBODY, lambda w: w.refusal, 302),
 }
 # What a model's changelist needs (a refused action on a visible list comes back to the list).
 CHANGELIST_VIEW = {
@@ -639,7 +657,7 @@ CHANGELIST_VIEW = {
     "oauth2_provider.accesstoken": "token.view", "oauth2_provider.refreshtoken": "token.view",
     "oidc_provider.consent": "consent.view", "oidc_provider.loginsession": "session.view",
     "oidc_provider.initialaccesstoken": "registration_token.view",
-    "console.auditevent": "audit.view", "knox.authtoken": "superuser",
+    "console.auditevent": "audit.view", "console.refusal": "refusal.view", "knox.authtoken": "superuser",
     "oidc_provider.grantpolicy": "policy.view", "oauth2_provider.grant": "code.view", "oauth2_provider.idtoken": "code.view",
 }
 ADMIN_ACTIONS = admin_actions()

@@ -10,7 +10,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 
 from oidc_provider.models import Application, Consent
 
-from .. import audit, services
+from .. import audit, refusals, services
 from ..forms import ApplicationForm
 from ..permissions import allowed
 from ..views import applications as applications_views
@@ -130,6 +130,8 @@ class ApplicationAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
                 revoke_tokens_url=(
                     admin_url("oidc_provider_application_revoke_tokens", app.pk) if self.has_revoke_tokens_permission(request) else None
                 ),
+                refusals=self.recent_refusals(request, app),
+                refusals_url=admin_url("console_refusal_changelist", query={"application__id__exact": app.pk}),
                 token_summary=[
                     (
                         _("Live access tokens"),
@@ -149,6 +151,13 @@ class ApplicationAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
                 ],
             )
         return super().change_view(request, object_id, form_url, extra)
+
+    @staticmethod
+    def recent_refusals(request, app):
+        """Its newest refused requests with their fixes, for who may read refusals; else None."""
+        if not allowed(request.user, "refusal.view"):
+            return None
+        return [(refusal, refusals.explain(refusal)) for refusal in refusals.recent(app)]
 
     # -- changes, through the console's operations ----------------------------------------------
 

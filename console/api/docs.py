@@ -22,6 +22,7 @@ RESOURCES = {
     "access-keys": "console:api-access-keys-list",
     "signing-keys": "console:api-signing-keys-list",
     "audit-events": "console:api-audit-events-list",
+    "refusals": "console:api-refusals-list",
     "schema": "console:api-schema",
     "docs": "console:api-docs",
 }

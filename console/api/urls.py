@@ -9,6 +9,7 @@ from .applications import ApplicationViewSet
 from .audit_events import AuditEventViewSet
 from .docs import DocsView, RootView, SchemaView
 from .grant_policy import GrantPolicyViewSet
+from .refusals import RefusalViewSet
 from .signing_keys import SigningKeyViewSet
 
 router = SimpleRouter()
@@ -17,6 +18,7 @@ router.register("access-accounts", AccessAccountViewSet, basename="api-access-ac
 router.register("access-keys", AccessKeyViewSet, basename="api-access-keys")
 router.register("signing-keys", SigningKeyViewSet, basename="api-signing-keys")
 router.register("audit-events", AuditEventViewSet, basename="api-audit-events")
+router.register("refusals", RefusalViewSet, basename="api-refusals")
 
 urlpatterns = [
     path("", RootView.as_view(), name="api-root"),

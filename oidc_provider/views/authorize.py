@@ -27,8 +27,9 @@ from oauth2_provider.oauth2_validators import is_valid_resource_uri
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.oauth2.rfc6749.errors import AccessDeniedError
 
-from .. import claims, keys, sessions
+from .. import claims, keys, refusals, sessions
 from ..conf import oidc_settings
 from ..models import Consent
 from ..policy import normalise_response_type
@@ -39,6 +40,8 @@ from .guards import reject_malformed_input
 from .pages import hosted_page
 
 SESSION_AUTH_TIME = "oidc_auth_time"
+# The error_description of a declined consent (RFC 6749 §4.1.2.1: ASCII, for the client's developer).
+DENIED = "The user declined to authorize this client."
 RESPONSE_MODES = ("query", "fragment", "form_post")
 # RFC 7636 §4.2: 43-128 characters of the unreserved set (an S256 challenge is 43).
 CODE_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -72,10 +75,11 @@ class ConsentForm(AllowForm):
 
 
 class _Interaction(Exception):
-    """An authentication error to send back to the client (OIDC Core 3.1.2.6)."""
+    """An authentication error to send back to the client (OIDC Core 3.1.2.6), and the rule
+    that refused it (oidc_provider.refusals)."""
 
-    def __init__(self, error, description):
-        self.error, self.description = error, description
+    def __init__(self, error, description, rule=refusals.REQUEST_INVALID):
+        self.error, self.description, self.rule = error, description, rule
 
 
 def check_stored_parameters(params):
@@ -87,6 +91,7 @@ def check_stored_parameters(params):
             "invalid_request",
             "code_challenge must be 43 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_' and '~' (RFC 7636 4.2); "
             "send BASE64URL(SHA256(code_verifier)) without padding.",
+            refusals.PKCE_CHALLENGE_MALFORMED,
         )
     nonce_length = get_grant_model()._meta.get_field("nonce").max_length
     if len(params.get("nonce") or "") > nonce_length:
@@ -108,10 +113,12 @@ def check_no_request_object(params):
     one is refused rather than served without the parameters it holds."""
     if params.get("request"):
         raise _Interaction("request_not_supported", "This provider does not take the request parameter (a request "
-                           "object, OIDC Core 6.1); send the authorization parameters themselves.")
+                           "object, OIDC Core 6.1); send the authorization parameters themselves.",
+                           refusals.REQUEST_OBJECT_NOT_SUPPORTED)
     if params.get("request_uri"):
         raise _Interaction("request_uri_not_supported", "This provider does not take the request_uri parameter "
-                           "(OIDC Core 6.2); send the authorization parameters themselves.")
+                           "(OIDC Core 6.2); send the authorization parameters themselves.",
+                           refusals.REQUEST_OBJECT_NOT_SUPPORTED)
 
 
 class AuthorizeView(DecoratedView, AuthorizationView):
@@ -169,9 +176,11 @@ class AuthorizeView(DecoratedView, AuthorizationView):
             self.check_requested_subject(request, credentials)
             if self.needs_consent(request, application, scopes, prompt):
                 if "none" in prompt:
-                    raise _Interaction("consent_required", "The user has not consented to this client for these scopes.")
+                    raise _Interaction("consent_required", "The user has not consented to this client for these scopes.",
+                                       refusals.CONSENT_REQUIRED)
                 return self.show_consent(request, application, scopes, credentials)
         except _Interaction as e:
+            refusals.authorization_refused(request, params, e.error, e.description, application, rule=e.rule)
             return self.redirect_error(application, credentials, e.error, e.description)
         return self.issue(request, application, scopes, credentials)
 
@@ -181,17 +190,19 @@ class AuthorizeView(DecoratedView, AuthorizationView):
             return
         if mode not in RESPONSE_MODES:
             self.response_mode = None
-            raise _Interaction("invalid_request", f"response_mode={mode} is not supported; use one of {', '.join(RESPONSE_MODES)}.")
+            raise _Interaction("invalid_request", f"response_mode={mode} is not supported; use one of {', '.join(RESPONSE_MODES)}.",
+                               refusals.RESPONSE_MODE_NOT_ALLOWED)
         if mode == "query" and normalise_response_type(response_type) != "code":
             # Tokens in a query string end up in logs and Referer headers.
             self.response_mode = None
-            raise _Interaction("invalid_request", "response_mode=query cannot carry tokens; use fragment or form_post.")
+            raise _Interaction("invalid_request", "response_mode=query cannot carry tokens; use fragment or form_post.",
+                               refusals.RESPONSE_MODE_NOT_ALLOWED)
 
     def check_session(self, request, params, prompt):
         """Login, prompt=login and max_age: send the user to log in when they must."""
         if not request.user.is_authenticated:
             if "none" in prompt:
-                raise _Interaction("login_required", "The user is not logged in.")
+                raise _Interaction("login_required", "The user is not logged in.", refusals.LOGIN_REQUIRED)
             return self.login_redirect(request, params)
         if "login" in prompt:
             return self.login_redirect(request, params)
@@ -205,7 +216,7 @@ class AuthorizeView(DecoratedView, AuthorizationView):
                 raise _Interaction("invalid_request", "max_age must be a whole number of seconds, 0 or more.")
             if time.time() - session_auth_time(request) > max_age:
                 if "none" in prompt:
-                    raise _Interaction("login_required", "The user's login is older than max_age allows.")
+                    raise _Interaction("login_required", "The user's login is older than max_age allows.", refusals.LOGIN_REQUIRED)
                 return self.login_redirect(request, params)
         return None
 
@@ -217,16 +228,17 @@ class AuthorizeView(DecoratedView, AuthorizationView):
             # An expired ID token is still a fine hint about who the user is.
             hinted = keys.verify(hint, verify_exp=False)
         except jwt.InvalidTokenError:
-            raise _Interaction("invalid_request", "id_token_hint is not an ID token this provider issued.")
+            raise _Interaction("invalid_request", "id_token_hint is not an ID token this provider issued.", refusals.ID_TOKEN_HINT_INVALID)
         if hinted.get("sub") != claims.subject(request.user):
-            raise _Interaction("login_required", "The logged-in user is not the user of id_token_hint.")
+            raise _Interaction("login_required", "The logged-in user is not the user of id_token_hint.", refusals.OTHER_USER)
 
     def check_requested_subject(self, request, credentials):
         """OIDC Core 5.5.1: a claims request naming a `sub` value gets a positive answer only
         for that user."""
         wanted = claims.requested_subject(credentials.get("claims"))
         if wanted is not None and wanted != claims.subject(request.user):
-            raise _Interaction("login_required", "The logged-in user is not the user whose sub the claims parameter asks for.")
+            raise _Interaction("login_required", "The logged-in user is not the user whose sub the claims parameter asks for.",
+                               refusals.OTHER_USER)
 
     def needs_consent(self, request, application, scopes, prompt):
         # select_account: the consent page names the signed-in account and offers to switch
@@ -271,6 +283,7 @@ class AuthorizeView(DecoratedView, AuthorizationView):
             check_stored_parameters(form.cleaned_data)
             self.check_response_mode(form.cleaned_data["response_type"], self.response_mode)
         except _Interaction as e:
+            refusals.authorization_refused(request, request.POST, e.error, e.description, rule=e.rule)
             return self.render_error(e.description)
         if form.cleaned_data.get("allow"):
             application = cached_application(form.cleaned_data["client_id"])
@@ -317,7 +330,9 @@ class AuthorizeView(DecoratedView, AuthorizationView):
 
     def redirect_error(self, application, credentials, error, description):
         redirect_uri = credentials["redirect_uri"]
-        payload = {"error": error, "error_description": description}
+        payload = {"error": error}
+        if description:  # never an empty error_description=
+            payload["error_description"] = description
         if credentials.get("state"):
             payload["state"] = credentials["state"]
         # RFC 9207 2: error responses carry the issuer too, like successful ones.
@@ -347,6 +362,10 @@ class AuthorizeView(DecoratedView, AuthorizationView):
     def error_response(self, error, application, **kwargs):
         redirect, error_response = OAuthLibMixin.error_response(self, error, **kwargs)
         oauth_error = error_response["error"]
+        if isinstance(oauth_error, AccessDeniedError) and not oauth_error.description:
+            oauth_error.description = DENIED
+        params = self.request.POST if self.request.method == "POST" else self.request.GET
+        refusals.authorization_refused(self.request, params, oauth_error, oauth_error.description, application)
         # oauthlib raises some errors (a malformed claims parameter) without the request, so
         # without the redirect URI it checked: the error page then, never a redirect to nowhere.
         if redirect and oauth_error.redirect_uri:

@@ -7,7 +7,7 @@ from django.views.generic import View
 from oauth2_provider.signals import app_authorized
 from oauth2_provider.views import TokenView as DOTTokenView
 
-from .. import config_cache, cors
+from .. import config_cache, cors, refusals
 from ..store import store
 from ..validators import token_checksum
 from .guards import MachineEndpoint
@@ -28,7 +28,11 @@ class TokenView(cors.Preflight, MachineEndpoint, DOTTokenView):
             response = self.authorization_flow_token_response(request)
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
-        cors.allow_client_origin(request, response, request.POST.get("client_id"))
+        client_id = request.POST.get("client_id")
+        if cors.allow_client_origin(request, response, client_id) is False and response.status_code == 200:
+            # Answered, but the browser keeps the answer from the application (an error
+            # response was announced with its own rule already).
+            refusals.origin_refused(request, client_id)
         return response
 
     def client_credentials_response(self, request):
