@@ -61,7 +61,9 @@ class RequestLogMiddleware:
         response[HEADER] = request_id
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
-                "%s %s %s", request.method, request.path, response.status_code,
+                # Escaped as Django escapes it in its own lines: a decoded newline in the path
+                # would otherwise forge a log line in the text format.
+                "%s %s %s", request.method, request.path.encode("unicode_escape").decode("ascii"), response.status_code,
                 extra={
                     "method": request.method,
                     "path": request.path,

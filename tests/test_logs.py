@@ -86,6 +86,15 @@ def test_the_request_line_never_holds_the_query_string(client, request_lines):
 
 
 @pytest.mark.django_db
+def test_a_newline_in_the_path_cannot_forge_a_second_log_line(client, request_lines):
+    """The path is written escaped, as Django writes it in its own lines."""
+    client.get("/x%0A2026-01-01 00:00:00,000 WARNING console.audit admin login ok")
+
+    (line,) = request_lines()
+    assert "\n" not in line["message"] and "\\n2026-01-01" in line["message"]
+
+
+@pytest.mark.django_db
 def test_djangos_line_for_a_refused_request_has_its_id_and_not_its_query_string(client, django_request_lines):
     """Django logs a 4xx after the middleware has returned, with the request object, whose text
     is the whole URL: the id is still the request's, and the URL is left out (RFC 6750 2.3's
