@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import request_started
-from django.db import close_old_connections, connections, models, transaction
+from django.db import close_old_connections, connections, models, router, transaction
 from django.db.models.signals import post_delete, pre_delete
 from django.utils import timezone
 from oauth2_provider.models import (
@@ -110,8 +110,9 @@ def clear_kind(kind, *, batch_size, pause=0.0, deadline=None, progress=None):
     """
     if not isinstance(kind.model._meta.pk, models.IntegerField):
         raise ImproperlyConfigured(f"The clean-up walks integer primary keys; {kind.model._meta.label}'s is not one.")
-    rows = kind.model.objects.filter(kind.expired)
-    bounds = kind.model._base_manager.using(rows.db).aggregate(first=models.Min("pk"), last=models.Max("pk"))
+    db = router.db_for_write(kind.model)
+    rows = kind.model.objects.using(db).filter(kind.expired)
+    bounds = kind.model._base_manager.using(db).aggregate(first=models.Min("pk"), last=models.Max("pk"))
     if bounds["first"] is None:
         return 0, True
     deleted, start = 0, bounds["first"] - 1
@@ -119,7 +120,7 @@ def clear_kind(kind, *, batch_size, pause=0.0, deadline=None, progress=None):
         if deadline is not None and time.monotonic() >= deadline:
             return deleted, False
         stop = start + batch_size
-        with transaction.atomic(using=rows.db):
+        with transaction.atomic(using=db):
             gone = _delete(rows.filter(pk__gt=start, pk__lte=stop))
         deleted, start = deleted + gone, stop
         if gone:
@@ -144,7 +145,7 @@ def _delete(batch):
         return batch.only("pk").delete()[1].get(model._meta.label, 0)
     keys = batch.values("pk")
     for relation in model._meta.related_objects:
-        referring = relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": keys})
+        referring = relation.related_model._base_manager.using(batch.db).filter(**{f"{relation.field.name}__in": keys})
         if getattr(relation, "on_delete", None) is models.SET_NULL:
             referring.update(**{relation.field.name: None})
         elif getattr(relation, "on_delete", None) is not models.DO_NOTHING and referring.exists():
@@ -153,17 +154,23 @@ def _delete(batch):
 
 
 def clear_expired(*, batch_size=None, pause=None, max_seconds=None, progress=None):
-    """Delete every kind's expired rows; ({label: rows deleted}, finished)."""
+    """Delete every kind's expired rows; ({label: rows deleted}, finished).
+
+    Under ``max_seconds``, each kind gets an equal share of the time left when its turn
+    comes (what one leaves unused goes to those after it), so a big table early in the
+    order cannot keep the later kinds from ever being cleaned."""
     batch_size = batch_size or oauth2_settings.CLEAR_EXPIRED_TOKENS_BATCH_SIZE
     pause = oauth2_settings.CLEAR_EXPIRED_TOKENS_BATCH_INTERVAL if pause is None else pause
     deadline = time.monotonic() + max_seconds if max_seconds else None
-    counts = {}
-    for kind in kinds():
-        counts[kind.label], finished = clear_kind(kind, batch_size=batch_size, pause=pause, deadline=deadline,
-                                                  progress=progress)
-        if not finished:
-            return counts, False
-    return counts, True
+    counts, finished = {}, True
+    remaining = kinds()
+    for index, kind in enumerate(remaining):
+        share = None
+        if deadline is not None:
+            share = time.monotonic() + (deadline - time.monotonic()) / (len(remaining) - index)
+        counts[kind.label], done = clear_kind(kind, batch_size=batch_size, pause=pause, deadline=share, progress=progress)
+        finished = finished and done
+    return counts, finished
 
 
 # -- in the server's processes, where there is no cron --------------------------------------

@@ -278,7 +278,7 @@ OIDC_PROVIDER = {
     "DYNAMIC_REGISTRATION": _env_bool("OIDC_DYNAMIC_REGISTRATION"),
     "METRICS_ALLOWED_NETWORKS": os.environ.get("OIDC_METRICS_ALLOWED", ""),
     "METRICS_TOKEN": os.environ.get("OIDC_METRICS_TOKEN") or None,
-    "CLEAR_EXPIRED_EVERY": int(os.environ.get("OIDC_CLEAR_EXPIRED_EVERY") or 0) or None,
+    "CLEAR_EXPIRED_EVERY": float(os.environ.get("OIDC_CLEAR_EXPIRED_EVERY") or 0) or None,
 }
 
 # The provider configures django-oauth-toolkit itself (oidc_provider.apps); a site only
