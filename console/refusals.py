@@ -257,7 +257,10 @@ def _fixes():
         rules.RESPONSE_MODE_NOT_ALLOWED: (
             _("Use response_mode query (for code only), fragment or form_post: tokens never travel in a query "
               "string."), None),
-        rules.CORS_ORIGIN_NOT_ALLOWED: (_("Add {origin} to this application's allowed origins."), ORIGINS),
+        # Anyone with an account can get a token from any page: the origin is offered, not urged.
+        rules.CORS_ORIGIN_NOT_ALLOWED: (
+            _("If {origin} is your application's own address, add it to the allowed origins; otherwise change "
+              "nothing (any web page can send this request)."), ORIGINS),
         rules.REQUEST_INVALID: (_("Correct the request: {description}"), None),
     }
 
@@ -274,7 +277,7 @@ def explain(refusal):
         return cached
     fix, where = _fixes().get(refusal.rule, (_("Correct the request: {description}"), None))
     if refusal.rule == rules.REDIRECT_URI_NOT_REGISTERED:
-        fix, where = _redirect_uri_fix(refusal), REDIRECT_URIS
+        fix, where = _redirect_uri_fix(refusal)
     elif refusal.rule == rules.SCOPE_NOT_ALLOWED and (refusal.registered or {}).get("account"):
         fix, where = _(
             "Add {not_allowed} to the resource permissions of the access account {account}, or stop asking for it."
@@ -379,16 +382,34 @@ def _differences(sent, registered):
 
 
 def _redirect_uri_fix(refusal):
+    """(fix, where). Anyone can send a request naming any client with any redirect URI, so the
+    fix never tells the admin to register a URI on a host the application does not already
+    use, and gives no link to do it: only a near miss on a registered host (a trailing slash,
+    a port, a path) is offered as something to add."""
     sent = _as_dict(refusal.sent).get("redirect_uri") or ""
     compared = redirect_uri_differences(sent, _as_dict(refusal.registered).get("redirect_uris") or [])
-    if not compared:
-        return _("Add {redirect_uri} to this application's redirect URIs.")
-    closest, differences = compared[0]
-    return _("Add {redirect_uri} to this application's redirect URIs, or send the registered %(closest)s exactly "
-             "(it differs by: %(differences)s).") % {
+    try:
+        sent_host = (urlsplit(sent).hostname or "").lower()
+    except ValueError:
+        sent_host = ""
+    near = [(uri, differences) for uri, differences in compared if sent_host and _host(uri) == sent_host]
+    if not near:
+        return _("The request named {redirect_uri}, whose host is in none of this application's redirect URIs. "
+                 "If that is where your application runs, register it; if you do not know it, change nothing: "
+                 "anyone can send a request naming any client."), None
+    closest, differences = near[0]
+    return _("Send the registered %(closest)s exactly from the client (it differs by: %(differences)s), or, if "
+             "{redirect_uri} is also your application's, add it to the redirect URIs.") % {
         "closest": closest.replace("{", "{{").replace("}", "}}"),
         "differences": ", ".join(differences).replace("{", "{{").replace("}", "}}"),
-    }
+    }, REDIRECT_URIS
+
+
+def _host(uri):
+    try:
+        return (urlsplit(uri).hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 # -- one item, as the API and the CLI give it --------------------------------------------------

@@ -74,6 +74,12 @@ def text(value, limit=MAX_TEXT):
     return "".join(c if c.isprintable() else "?" for c in value[:limit])
 
 
+def listed(value):
+    """A registered space-separated list (redirect URIs, origins) as it may be kept: bounded,
+    since registrants choose them."""
+    return [text(item, 500) for item in (value or "").split()][:20]
+
+
 def scopes_of(value):
     return [text(s, 100) for s in (value or "").split()][:50] if isinstance(value, str) else []
 
@@ -118,7 +124,19 @@ def _read_application(client_id):
     return None
 
 
+def unknown_client_id(client_id):
+    """A client_id that names no application, as it may be kept: its first characters only.
+    A client that mixes up its id and its secret sends the secret here, and these records
+    are read by every console role."""
+    client_id = text(client_id, 200)
+    return client_id if len(client_id) <= 8 else client_id[:6] + "…"
+
+
 def _announce(*, application, client_id, endpoint, error, description, rule, sent, registered, request):
+    if application is None:
+        client_id = unknown_client_id(client_id)
+        if isinstance(sent, dict) and "client_id" in sent:
+            sent = {**sent, "client_id": unknown_client_id(sent["client_id"])}
     signals.request_refused.send(
         sender=__name__, application=application, client_id=text(client_id, 200), endpoint=endpoint,
         error=text(error, 64), description=text(description), rule=rule, sent=sent, registered=registered,
@@ -146,7 +164,7 @@ def token_refused(request, error, description, validator):
     origin = _refused_origin(request.headers.get("Origin"), client)
     if origin:
         sent["origin"] = origin
-        registered["allowed_origins"] = client.allowed_origins.split()
+        registered["allowed_origins"] = listed(client.allowed_origins)
     _announce(application=client, client_id=client_id, endpoint=TOKEN, error=error, description=description,
               rule=rule, sent=sent, registered=registered, request=request)
 
@@ -195,7 +213,7 @@ def origin_refused(http_request, client_id):
     _announce(
         application=client, client_id=client_id, endpoint=TOKEN, error="", description="", rule=CORS_ORIGIN_NOT_ALLOWED,
         sent={"origin": origin, "grant_type": text(http_request.POST.get("grant_type"), 100)},
-        registered={"allowed_origins": client.allowed_origins.split()}, request=http_request,
+        registered={"allowed_origins": listed(client.allowed_origins)}, request=http_request,
     )
 
 
@@ -230,7 +248,7 @@ def _classify_authorization_error(error, params, application):
         return CLIENT_ID_MISSING, {}, {}
     if isinstance(error, errors.InvalidClientIdError):
         return CLIENT_UNKNOWN, {"client_id": text(params.get("client_id"), 200)}, {}
-    uris = {"redirect_uris": application.redirect_uris.split()} if application is not None else {}
+    uris = {"redirect_uris": listed(application.redirect_uris)} if application is not None else {}
     if isinstance(error, errors.MissingRedirectURIError):
         return REDIRECT_URI_MISSING, {"redirect_uri": None}, uris
     if isinstance(error, errors.MismatchingRedirectURIError):

@@ -167,8 +167,10 @@ class OIDCValidator(OAuth2Validator):
         refusals.note(request, *self._client_auth_refusal(request, client_id, client_secret))
         ip = throttle.client_ip(request.headers)
         retry_after = throttle.record_client_auth_failure(client_id, ip)
+        # An id that names no client may be a secret sent in its place: announced cut short.
+        presented = _printable(client_id) if request.client is not None else refusals.unknown_client_id(client_id)
         signals.client_authentication_failed.send(
-            sender=type(self), client_id=_printable(client_id), ip_address=throttle.client_address(request.headers),
+            sender=type(self), client_id=presented, ip_address=throttle.client_address(request.headers),
             throttled=bool(retry_after), request=request,
         )
         if retry_after:

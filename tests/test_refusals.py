@@ -88,9 +88,20 @@ def test_an_unregistered_redirect_uri_is_recorded_beside_the_registered_ones_wit
     assert refusal.sent["redirect_uri"] == "https://rp.example.com/callback/"
     assert refusal.registered["redirect_uris"] == ["https://rp.example.com/callback"]
     explanation = explained(refusal)
-    assert "Add https://rp.example.com/callback/ to this application's redirect URIs" in explanation.fix
-    assert "trailing slash" in explanation.fix
+    assert explanation.fix.startswith("Send the registered https://rp.example.com/callback exactly from the client")
+    assert "trailing slash" in explanation.fix and "if https://rp.example.com/callback/ is also your application's" in explanation.fix
     assert explanation.link == reverse("admin:oidc_provider_application_change", args=[web_app.pk]) + "#id_redirect_uris"
+
+
+def test_a_redirect_uri_on_a_host_the_app_does_not_use_is_never_offered_for_registration(client, web_app):
+    """Anyone can send an authorization request naming any client and any redirect URI (RFC 6749
+    §10.6): the console must not advise registering an attacker's URI, nor link to doing so."""
+    authorize(client, web_app, redirect_uri="https://attacker.example/cb")
+
+    explanation = explained(only_refusal())
+
+    assert "change nothing" in explanation.fix and "register it" in explanation.fix
+    assert explanation.link is None
 
 
 @pytest.mark.parametrize("sent, difference", [
@@ -111,9 +122,23 @@ def test_an_unknown_client_is_recorded_without_an_application(client, db):
                                          "response_type": "code", "scope": "openid"})
     assert response.status_code == 400
     refusal = only_refusal()
-    assert (refusal.rule, refusal.application, refusal.client_id) == ("client_unknown", None, "no-such-app")
-    assert "No application has the client_id “no-such-app”" in explained(refusal).fix
+    assert (refusal.rule, refusal.application, refusal.client_id) == ("client_unknown", None, "no-suc…")
+    assert "No application has the client_id “no-suc…”" in explained(refusal).fix
     assert explained(refusal).link == reverse("admin:oidc_provider_application_changelist")
+
+
+def test_a_client_id_that_names_no_application_is_kept_by_its_first_characters_only(client, web_app):
+    """A client that swaps its id and its secret sends the secret as client_id; every console
+    role reads these records, so an unknown id is cut to its first characters."""
+    response = client.post("/oidc/token", {"grant_type": "client_credentials"},
+                           HTTP_AUTHORIZATION=basic_auth(web_app.plaintext_secret, web_app.client_id))
+
+    assert response.status_code == 401
+    refusal = only_refusal()
+    assert refusal.client_id == web_app.plaintext_secret[:6] + "…"
+    assert_kept_nowhere(web_app.plaintext_secret)
+    assert not AuditEvent.objects.filter(actor_label__contains=web_app.plaintext_secret).exists()
+    assert not AuditEvent.objects.filter(details__icontains=web_app.plaintext_secret).exists()
 
 
 def test_a_response_type_the_policy_forbids_is_recorded_with_a_link_to_the_policy(logged_in, web_app):
@@ -346,7 +371,7 @@ def test_a_browser_origin_the_app_does_not_list_is_recorded_with_the_fix_to_add_
     assert response.status_code == 200 and "Access-Control-Allow-Origin" not in response
     refusal = only_refusal()
     assert (refusal.rule, refusal.error, refusal.sent["origin"]) == ("cors_origin_not_allowed", "", "http://localhost:3000")
-    assert explained(refusal).fix == "Add http://localhost:3000 to this application's allowed origins."
+    assert explained(refusal).fix.startswith("If http://localhost:3000 is your application's own address, add it")
     assert explained(refusal).link.endswith("#id_allowed_origins")
     assert_kept_nowhere(code, verifier, response.json()["access_token"])
 
