@@ -472,3 +472,15 @@ def test_cli_process_prints_one_json_object_and_refuses_on_stderr(tmp_path):
 
     listed = manage(tmp_path, "oidc_app", "list", "--json")
     assert [a["client_id"] for a in json.loads(listed.stdout)["applications"]] == [data["client_id"]]
+
+
+def test_quickstart_never_serves_on_a_public_issuers_address_unless_asked(tmp_path, settings):
+    """A development server with a fresh admin password listens on loopback unless --address
+    names another interface: an https issuer on a public host does not move it there."""
+    from oidc_provider.management.commands.oidc_quickstart import issuer_address
+
+    assert issuer_address("https://id.example.com/oidc") == "127.0.0.1:8000"
+    assert issuer_address("http://10.0.0.5:9000/oidc") == "127.0.0.1:8000"
+    assert issuer_address("http://127.0.0.1:9000/oidc") == "127.0.0.1:9000"
+    assert issuer_address("http://localhost:9001/oidc") == "localhost:9001"
+    assert issuer_address("http://[::1]:9002/oidc") == "[::1]:9002"

@@ -181,19 +181,30 @@ def parse_address(value):
 
 
 def issuer_address(issuer):
-    """The issuer's host and port as runserver's address; the default when it names none."""
+    """The issuer's host and port as runserver's address when the issuer is on this machine's
+    loopback; else the default: a development server with a fresh admin password never
+    listens on a public interface unless --address says so."""
     try:
         parts = urlsplit(issuer)
         port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
         host = parts.hostname
     except ValueError:
         return DEFAULT_ADDRESS
-    if not host or not port:
+    if not host or not port or not _loopback(host):
         return DEFAULT_ADDRESS
     try:
         return parse_address(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     except CommandError:
         return DEFAULT_ADDRESS
+
+
+def _loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _origin(issuer):
