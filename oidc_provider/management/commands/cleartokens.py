@@ -22,7 +22,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=None,
-                            help="Rows per batch (default: CLEAR_EXPIRED_TOKENS_BATCH_SIZE, 10000).")
+                            help="Keys per batch (default: CLEAR_EXPIRED_TOKENS_BATCH_SIZE, 2000).")
         parser.add_argument("--pause", type=float, default=None,
                             help="Seconds to wait between batches (default: CLEAR_EXPIRED_TOKENS_BATCH_INTERVAL, 0).")
         parser.add_argument("--max-seconds", type=float, default=None,
