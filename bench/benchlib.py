@@ -80,6 +80,15 @@ def install_cleanup():
         signal.signal(sig, _on_signal)
 
 
+def run_main(main):
+    """A script's entry point: its exit status, 130 on Ctrl-C (its ``finally`` has stopped what it started)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped", file=sys.stderr)
+        sys.exit(130)
+
+
 def on_cleanup(fn):
     _cleanups.append(fn)
 
@@ -337,6 +346,33 @@ class OursSite(DjangoSite):
         return "/oidc/.well-known/openid-configuration"
 
 
+class GrowthSite(OursSite):
+    """Our project with ``rows`` more tokens in its tables than the normal seed, half of them
+    expired by default (``run.py --growth``, bench/cleanup.py): does a request cost the same
+    in a database that has served for years? PostgreSQL only (seed.grow)."""
+
+    def __init__(self, tmp, rows, workers=2, database_url=None, expired=0.5):
+        self.rows, self.expired = rows, expired
+        self.kind = f"growth_{short_count(rows).lower()}"
+        super().__init__(tmp, workers, database_url)
+
+    def seed(self, *, codes, refresh, sessions):
+        data = super().seed(codes=codes, refresh=refresh, sessions=sessions)
+        self.growth = self.manage_shell("grow", {
+            "n": self.rows, "expired": self.expired, "tag": "g" + secrets.token_hex(4), "redirect_uri": REDIRECT_URI,
+            "web_client_id": data["web"]["client_id"], "service_client_id": data["service"]["client_id"],
+        }, timeout=4 * 3600)
+        return data
+
+
+def short_count(n):
+    """1000000 -> '1M', 250000 -> '250k'."""
+    for size, unit in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if n >= size and n % (size // 10) == 0:
+            return f"{n / size:g}{unit}"
+    return str(n)
+
+
 class AgainstSite(OursSite):
     """Our project at another git revision (``run.py --against REV``), exported with
     ``git archive`` into the temp folder and served from there, so that a change and its
@@ -423,16 +459,13 @@ def make_tmp():
 # One description per (scenario, target), used by wrk (as Lua arguments) and by the Python
 # login generator.
 
-# Our project: the working tree, another revision (run.py --against), or on SQLite (run.py --with-sqlite).
-OURS_KINDS = ("ours", "against", "sqlite")
-
 AUTH_QUERY = {"response_type": "code", "scope": "openid profile email", "state": "bench-state", "nonce": "bench-nonce",
               "code_challenge_method": "S256"}
 
 
 def login_spec(site, client_id, client_secret, data):
-    token_path = "/oidc/token" if site.kind in OURS_KINDS else "/o/token/"
-    auth_path = "/oidc/auth" if site.kind in OURS_KINDS else "/o/authorize/"
+    token_path = "/oidc/token" if isinstance(site, OursSite) else "/o/token/"
+    auth_path = "/oidc/auth" if isinstance(site, OursSite) else "/o/authorize/"
     query = urlencode({**AUTH_QUERY, "client_id": client_id, "redirect_uri": data["redirect_uri"],
                        "code_challenge": data["challenge"]}, quote_via=quote)
     return {
@@ -450,7 +483,7 @@ def specs(site):
     """{scenario: [(label, spec)]} for one site. A spec: method, path, auth, body, expect,
     and for the walking scenarios ``walk`` ("code" or "refresh") and ``prefix``."""
     d = site.data
-    if site.kind in OURS_KINDS:
+    if isinstance(site, OursSite):
         token, svc, web, ak = "/oidc/token", d["service"], d["web"], d["aksk"]
         web_auth = basic(web["client_id"], web["client_secret"])
         out = {

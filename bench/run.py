@@ -9,7 +9,8 @@ DOT project (bench/dot_site.py) on its own fresh database of the same kind; (C) 
 "hello" (bench/floor_app.py). Seeds them (manage.py commands and bench/seed.py), drives each
 scenario with wrk (16 connections; Lua scripts in bench/lua/) -- the login round trip with
 bench/loadgen.py -- interleaving A B C per scenario, round after round, and prints the
-median of the rounds. Everything it starts it stops by PID; scratch databases are dropped.
+median of the rounds. ``--growth N,N`` adds our project on databases holding N more tokens
+(seed.grow). Everything it starts it stops by PID; scratch databases are dropped.
 See bench/README.md.
 """
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib  # noqa: E402
 import loadgen  # noqa: E402
-from benchlib import AgainstSite, DotSite, FloorSite, OursSite, SqliteSite  # noqa: E402
+from benchlib import AgainstSite, DotSite, FloorSite, GrowthSite, OursSite, SqliteSite  # noqa: E402
 
 SCENARIOS = {
     "client_credentials": "POST /token grant_type=client_credentials, service app, HTTP Basic",
@@ -64,6 +65,10 @@ def parse_args(argv=None):
     p.add_argument("--with-sqlite", action="store_true",
                    help="with DATABASE_URL on PostgreSQL, also serve our project on SQLite, interleaved in every "
                         "round: the PostgreSQL/SQLite ratio without the machine's drift between two runs")
+    p.add_argument("--growth", metavar="N,N",
+                   help="with DATABASE_URL on PostgreSQL, also serve our project on databases holding N more tokens "
+                        "each (half expired; seed.grow), interleaved right after ours in every round: row 'ours with "
+                        "<N> tokens', whose ours/baseline cell is that row / ours (the empty database)")
     p.add_argument("--instructions", type=int, metavar="N",
                    help="instead of req/s, count the CPU instructions our project spends per request: N requests per "
                         "scenario, sent in-process under valgrind's callgrind (bench/count.py); the same count on a "
@@ -72,6 +77,14 @@ def parse_args(argv=None):
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if args.with_sqlite and not benchlib.is_postgres(os.environ.get("DATABASE_URL", "")):
         p.error("--with-sqlite compares with PostgreSQL: set DATABASE_URL=postgres://...")
+    try:
+        args.growth = sorted({int(float(n)) for n in (args.growth or "").split(",") if n.strip()})
+    except ValueError:
+        p.error("--growth: a comma list of row counts, e.g. 1000000,10000000 (or 1e6,1e7)")
+    if args.growth and not benchlib.is_postgres(os.environ.get("DATABASE_URL", "")):
+        p.error("--growth fills a PostgreSQL database: set DATABASE_URL=postgres://...")
+    if args.growth and (args.instructions or min(args.growth) < 1 or max(args.growth) > 10**9):
+        p.error("--growth: 1..1e9 rows each, and not with --instructions")
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
         p.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
@@ -124,7 +137,8 @@ def build_targets(args, sites):
     The floor's label names its request shape; scenarios of the same shape share one
     measurement of it per round.
     """
-    kinds = ("ours", "against", "sqlite", "dot")
+    growth = [kind for kind in sites if kind.startswith("growth_")]
+    kinds = ("ours", *growth, "against", "sqlite", "dot")
     per_site = {kind: benchlib.specs(site) for kind, site in sites.items() if kind in kinds}
     targets = {}
     for scenario in args.scenarios:
@@ -135,6 +149,8 @@ def build_targets(args, sites):
                     label = f"ours at {sites[kind].rev}"
                 elif kind == "sqlite":
                     label = "ours on SQLite"
+                elif kind in growth:
+                    label = growth_label(sites[kind])
                 rows.append((label, sites[kind], spec))
         if "floor" in sites and rows:
             template = rows[0][2]
@@ -142,6 +158,10 @@ def build_targets(args, sites):
         if rows:
             targets[scenario] = rows
     return targets
+
+
+def growth_label(site):
+    return f"ours with {benchlib.short_count(site.rows)} tokens"
 
 
 def measure(site, spec, duration, start, block):
@@ -193,6 +213,8 @@ def summarise(targets, results):
                 row["vs_floor"] = paired_ratio(ours, floor)
             elif row["server"].startswith(("dot (hashed", "ours at ", "ours on SQLite")):
                 row["vs_baseline"] = paired_ratio(ours, row["rounds"])
+            elif row["server"].startswith("ours with "):  # growth: that row / the empty database
+                row["vs_baseline"] = paired_ratio(row["rounds"], ours)
     return rows
 
 
@@ -325,6 +347,9 @@ def main(argv=None):
     try:
         if "ours" in args.servers:
             sites["ours"] = OursSite(tmp, args.workers, pg_url)
+        for rows in args.growth:
+            site = GrowthSite(tmp, rows, args.workers, pg_url)
+            sites[site.kind] = site
         if args.against:
             sites["against"] = AgainstSite(tmp, args.against, args.workers, pg_url)
         if args.with_sqlite:
@@ -338,8 +363,10 @@ def main(argv=None):
                 continue
             t0 = time.monotonic()
             site.seed(codes=codes, refresh=refresh, sessions=sessions)
-            print(f"bench: seeded {kind} ({codes} codes, {refresh} refresh tokens, {sessions} sessions) "
-                  f"in {time.monotonic() - t0:.0f} s")
+            print(f"bench: seeded {kind} ({codes} codes, {refresh} refresh tokens, {sessions} sessions"
+                  + (f"; +{site.growth['rows']} growth rows, {site.growth['users']} users in {site.growth['seconds']:.0f} s"
+                     if isinstance(site, GrowthSite) else "")
+                  + f") in {time.monotonic() - t0:.0f} s", flush=True)
         for kind, site in sites.items():
             site.start()
             print(f"bench: {kind} on {site.base_url} (gunicorn PID {site.proc.pid}, workers {site.worker_pids()})")
@@ -406,8 +433,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("bench: interrupted; servers stopped", file=sys.stderr)
-        sys.exit(130)
+    benchlib.run_main(main)
