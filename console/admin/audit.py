@@ -9,11 +9,11 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import AuditEvent
 from ..views.audit_log import audit_csv_response, audit_export
-from .site import ConsolePermissionsMixin
+from .site import ConsolePermissionsMixin, ReadOnlyRecordsMixin
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyRecordsMixin, ConsolePermissionsMixin, admin.ModelAdmin):
     console_resource = "audit"
     change_list_template = "console/admin/auditevent_change_list.html"
     list_display = ("occurred_at", "actor_label", "action", "target_label", "ip_address")
@@ -34,16 +34,6 @@ class AuditEventAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
 
     def export_view(self, request):
         return audit_export(request, self)
-
-    # Append-only: nobody adds, edits or deletes events here.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("details"))
     def details_json(self, obj):

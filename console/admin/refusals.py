@@ -10,7 +10,7 @@ from oidc_provider import refusals as rules
 from ..models import Refusal
 from ..refusals import explain, redirect_uri_differences
 from ..views.common import admin_url
-from .site import ConsolePermissionsMixin
+from .site import ConsolePermissionsMixin, ReadOnlyRecordsMixin
 
 
 def _value(value):
@@ -22,7 +22,7 @@ def _value(value):
 
 
 @admin.register(Refusal)
-class RefusalAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
+class RefusalAdmin(ReadOnlyRecordsMixin, ConsolePermissionsMixin, admin.ModelAdmin):
     console_resource = "refusal"
     list_display = ("at", "client_id", "application", "endpoint", "rule", "error", "short_fix")
     list_filter = (("application", admin.RelatedOnlyFieldListFilter), "rule", "endpoint")
@@ -43,16 +43,6 @@ class RefusalAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
         if obj is not None and obj.rule != rules.REDIRECT_URI_NOT_REGISTERED:
             return [f for f in self.fields if f != "redirect_uris_compared"]
         return self.fields
-
-    # Written by the provider's refusals only: nobody adds, edits or deletes them here.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("fix"))
     def short_fix(self, obj):

@@ -43,10 +43,9 @@ class ConsolePermissionsMixin:
         return self._may(request, "delete")
 
 
-class IssuedByTheProviderMixin:
-    """Key pairs, tokens and codes are made by the provider and ended by its audited actions
-    (revoke, rotate): nobody adds, edits or deletes them here (a hand-made one would be a key
-    to an account, and a deleted one would leave no trace of its revocation)."""
+class ReadOnlyRecordsMixin:
+    """Rows only the system writes (audit events, refusal records): nobody adds, edits or
+    deletes them here. Listed before ConsolePermissionsMixin, whose view right still holds."""
 
     def has_add_permission(self, request):
         return False
@@ -56,3 +55,9 @@ class IssuedByTheProviderMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class IssuedByTheProviderMixin(ReadOnlyRecordsMixin):
+    """Key pairs, tokens and codes are made by the provider and ended by its audited actions
+    (revoke, rotate): nobody adds, edits or deletes them here (a hand-made one would be a key
+    to an account, and a deleted one would leave no trace of its revocation)."""
