@@ -6,8 +6,15 @@ with the change or not at all; ``actor`` is the user who asked, or None for the 
 
 from django.db import transaction
 
-from . import cors, policy, signals
+from . import config_cache, cors, policy, signals
 from .models import Application
+
+CLIENT_ID_MAX_LENGTH = Application._meta.get_field("client_id").max_length
+
+
+def cached_application(client_id):
+    """The Application with this client_id, or None, from the per-process copy (config_cache)."""
+    return config_cache.get(("application", client_id), lambda: Application.objects.filter(client_id=client_id).first())
 
 # Set by Application.save() from the application type and grants; excluded from
 # full_clean() because they are derived, not chosen.

@@ -16,6 +16,7 @@ from weakref import WeakKeyDictionary
 from oauthlib.oauth2.rfc6749 import errors
 
 from . import config_cache, policy, signals
+from .applications import CLIENT_ID_MAX_LENGTH, cached_application
 from .models import Application
 
 AUTHORIZE = "authorize"
@@ -109,16 +110,12 @@ def grant_refusal(application, grant):
 
 
 def _application(client_id):
-    from .validators import CLIENT_ID_MAX_LENGTH, cached_application  # the validator imports this module
-
     if isinstance(client_id, str) and client_id and client_id.isprintable() and len(client_id) <= CLIENT_ID_MAX_LENGTH:
         return cached_application(client_id)
     return None
 
 
 def _read_application(client_id):
-    from .validators import CLIENT_ID_MAX_LENGTH
-
     if isinstance(client_id, str) and client_id and client_id.isprintable() and len(client_id) <= CLIENT_ID_MAX_LENGTH:
         return Application.objects.filter(client_id=client_id).first()
     return None

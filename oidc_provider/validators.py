@@ -30,6 +30,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
 from . import access_keys, claims, config_cache, keys, policy, refusals, secrets, sessions, signals, throttle
+from .applications import CLIENT_ID_MAX_LENGTH, cached_application
 from .conf import oidc_settings
 from .models import AccessAccount, Application
 from .store import Tokens, store
@@ -59,7 +60,6 @@ class ClientAuthenticationThrottled(errors.OAuth2Error):
         return {"Retry-After": str(self.retry_after)}
 
 
-CLIENT_ID_MAX_LENGTH = Application._meta.get_field("client_id").max_length
 
 
 def _printable(client_id):
@@ -80,11 +80,6 @@ def _looked_up(key, load):
     return config_cache.get(key, loader), bool(read)
 
 
-
-
-def cached_application(client_id):
-    """The Application with this client_id, or None, from the per-process copy (config_cache)."""
-    return config_cache.get(("application", client_id), lambda: Application.objects.filter(client_id=client_id).first())
 
 
 def code_digest(code):

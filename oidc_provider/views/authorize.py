@@ -34,7 +34,7 @@ from ..conf import oidc_settings
 from ..models import Consent
 from ..policy import normalise_response_type
 from ..scopes import describe
-from ..validators import cached_application
+from ..applications import cached_application
 from .decorated import DecoratedView
 from .guards import reject_malformed_input
 from .pages import hosted_page
