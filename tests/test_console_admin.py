@@ -612,6 +612,16 @@ def test_dashboard_renders_charts_with_no_data(admin_client):
     assert "/admin/oidc_provider/application/" in content
 
 
+@pytest.mark.parametrize("pairs, english, chinese", [(1, "1 active key pair<", "1 个有效密钥对"), (2, "2 active key pairs", "2 个有效密钥对")])
+def test_the_dashboard_counts_key_pairs_in_the_right_number(admin_client, pairs, english, chinese):
+    admin_client.post(ACCOUNTS_URL + "add/", account_data())
+    if pairs == 2:
+        admin_client.post(ACCOUNTS_URL + "add/", account_data(name="reports"))
+
+    assert english in admin_client.get("/admin/").content.decode()
+    assert chinese in admin_client.get("/admin/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+
+
 def test_dashboard_charts_tokens_and_failed_logins(admin_client, web_app):
     today = timezone.localdate()
     DailyTokenCount.objects.create(day=today, grant="authorization_code", count=7)

@@ -7,6 +7,7 @@ from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from oidc_provider import policy
 from oidc_provider.models import AccessAccount, AccessKey, Application, SigningKey
@@ -43,11 +44,12 @@ def dashboard(request, days=14):
             }
         )
     if allowed(user, "access_account.view"):
+        active_pairs = AccessKey.objects.filter(revoked_at__isnull=True, account__is_active=True).count()
         context["counts"].append(
             {
                 "label": _("Access accounts"),
                 "value": AccessAccount.objects.count(),
-                "detail": _("%d active key pairs") % AccessKey.objects.filter(revoked_at__isnull=True, account__is_active=True).count(),
+                "detail": ngettext("%d active key pair", "%d active key pairs", active_pairs) % active_pairs,
                 "url": admin_url("oidc_provider_accessaccount_changelist"),
             }
         )
