@@ -590,6 +590,14 @@ def test_audit_filters_and_csv_export_of_the_filtered_list(admin_client):
     assert len(everything) == 3
 
 
+def test_an_audit_events_page_names_the_actor_once_and_its_user_account_apart(admin_client, admin_user):
+    event = audit.record(audit.LOGIN_FAILED, actor=admin_user)
+
+    content = admin_client.get(f"{AUDIT_URL}{event.pk}/change/").content.decode()
+
+    assert content.count(">Actor:<") == 1 and ">User account:<" in content
+
+
 def test_audit_export_action(admin_client):
     event = audit.record(audit.LOGIN_FAILED, actor_label="eve")
     response = admin_client.post(AUDIT_URL, {"action": "export_csv", "_selected_action": [event.pk]})

@@ -21,7 +21,10 @@ class AuditEventAdmin(ReadOnlyRecordsMixin, ConsolePermissionsMixin, admin.Model
     date_hierarchy = "occurred_at"
     # A request id pasted from a log line finds what that request did.
     search_fields = ("actor_label", "target_label", "=request_id")
-    fields = ("occurred_at", "actor_label", "actor", "action", "target_type", "target_id", "target_label", "ip_address", "request_id", "details_json")
+    # The actor as recorded (a username, "cli", a client_id) and, apart, the user account it
+    # was, if any: both fields are called "actor" on the model.
+    fields = ("occurred_at", "actor_label", "actor_account", "action", "target_type", "target_id", "target_label",
+              "ip_address", "request_id", "details_json")
     readonly_fields = fields
     actions = ("export_csv",)
     list_per_page = 100
@@ -34,6 +37,10 @@ class AuditEventAdmin(ReadOnlyRecordsMixin, ConsolePermissionsMixin, admin.Model
 
     def export_view(self, request):
         return audit_export(request, self)
+
+    @admin.display(description=_("user account"))
+    def actor_account(self, obj):
+        return obj.actor.get_username() if obj.actor_id and obj.actor else "—"
 
     @admin.display(description=_("details"))
     def details_json(self, obj):
