@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from django.contrib.auth.signals import user_login_failed
 from django.dispatch import receiver
+from django.utils.translation import gettext_lazy as _
 
 from oidc_provider import refusals, signals
 from oidc_provider.logs import current_request_id
@@ -53,6 +54,45 @@ REGISTRATION_TOKEN_ISSUED = "registration_token.issued"
 REGISTRATION_TOKEN_REVOKED = "registration_token.revoked"
 BACKCHANNEL_LOGOUT_DELIVERED = "backchannel_logout.delivered"
 BACKCHANNEL_LOGOUT_FAILED = "backchannel_logout.failed"
+
+# What each action is called on the console's pages (the API and the CSV keep the codes).
+ACTION_LABELS = {
+    APPLICATION_CREATED: _("Application created"),
+    APPLICATION_CHANGED: _("Application changed"),
+    APPLICATION_DELETED: _("Application deleted"),
+    APPLICATION_SECRET_REGENERATED: _("Client secret regenerated"),
+    POLICY_CHANGED: _("Grant policy changed"),
+    ACCESS_ACCOUNT_CREATED: _("Access account created"),
+    ACCESS_ACCOUNT_CHANGED: _("Access account changed"),
+    ACCESS_KEY_ISSUED: _("Key pair issued"),
+    ACCESS_KEY_REVOKED: _("Key pair revoked"),
+    ACCESS_KEY_ROTATED: _("Key pair rotated"),
+    SIGNING_KEY_ROTATED: _("Signing key rotated"),
+    SIGNING_KEY_RETIRED: _("Signing key retired"),
+    SIGNING_KEY_IMPORTED: _("Signing key imported"),
+    SIGNING_KEY_EXPORTED: _("Signing key exported"),
+    SIGNING_KEYS_REENCRYPTED: _("Signing keys re-encrypted"),
+    TOKENS_REVOKED: _("Tokens revoked"),
+    CONSENT_REVOKED: _("Consent revoked"),
+    CONSENT_DENIED: _("Consent denied by the user"),
+    API_TOKEN_CREATED: _("API token created"),
+    API_TOKEN_REVOKED: _("API token revoked"),
+    LOGIN_FAILED: _("Sign-in failed"),
+    LOGIN_LOCKED_OUT: _("Sign-in locked"),
+    GRANT_REFUSED: _("Grant refused"),
+    CODE_REPLAYED: _("Authorization code replayed"),
+    REFRESH_TOKEN_REPLAYED: _("Refresh token replayed"),
+    CLIENT_AUTH_FAILED: _("Client authentication failed"),
+    CLIENT_AUTH_THROTTLED: _("Client authentication throttled"),
+    SESSION_ENDED: _("Session ended"),
+    CLIENT_REGISTERED: _("Client registered"),
+    CLIENT_REGISTRATION_UPDATED: _("Client registration updated"),
+    CLIENT_REGISTRATION_DELETED: _("Client registration deleted"),
+    REGISTRATION_TOKEN_ISSUED: _("Registration token issued"),
+    REGISTRATION_TOKEN_REVOKED: _("Registration token revoked"),
+    BACKCHANNEL_LOGOUT_DELIVERED: _("Back-channel logout delivered"),
+    BACKCHANNEL_LOGOUT_FAILED: _("Back-channel logout failed"),
+}
 
 
 def _ip(request):

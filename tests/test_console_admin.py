@@ -598,6 +598,18 @@ def test_an_audit_events_page_names_the_actor_once_and_its_user_account_apart(ad
     assert content.count(">Actor:<") == 1 and ">User account:<" in content
 
 
+def test_the_audit_log_names_actions_in_words_in_both_languages(admin_client):
+    """A new admin reads "Sign-in failed", not login.failed (the code stays beside it, for the API)."""
+    audit.record(audit.LOGIN_FAILED, actor_label="eve")
+
+    english = admin_client.get(AUDIT_URL).content.decode()
+    chinese = admin_client.get(AUDIT_URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+
+    assert "Sign-in failed" in english and "登录失败" in chinese
+    assert all(label for label in audit.ACTION_LABELS.values())
+    assert {value for name, value in vars(audit).items() if name.isupper() and isinstance(value, str) and "." in value} <= set(audit.ACTION_LABELS)
+
+
 def test_audit_export_action(admin_client):
     event = audit.record(audit.LOGIN_FAILED, actor_label="eve")
     response = admin_client.post(AUDIT_URL, {"action": "export_csv", "_selected_action": [event.pk]})
