@@ -376,6 +376,18 @@ def cc_token(client, ak, sk, scope="read"):
     )
 
 
+def test_an_access_accounts_application_is_not_listed_or_editable_as_an_application(admin_client, web_app):
+    """It is managed on the account's page; the application list and the dashboard agree."""
+    admin_client.post(ACCOUNTS_URL + "add/", account_data())
+    backing = AccessAccount.objects.get(name="billing-sync").application
+
+    listing = admin_client.get(APPS_URL)
+    assert [app.pk for app in listing.context["cl"].result_list] == [web_app.pk]
+    for suffix in ("change/", "delete/", "regenerate-secret/", "credentials/"):
+        assert admin_client.get(f"{APPS_URL}{backing.pk}/{suffix}").status_code in (302, 404)
+    assert Application.objects.filter(pk=backing.pk).exists()
+
+
 def test_add_page_offers_resource_scopes_only(admin_client):
     form = admin_client.get(ACCOUNTS_URL + "add/").context["adminform"].form
     offered = [value for value, _label in form.fields["scopes"].choices]

@@ -51,6 +51,11 @@ class ApplicationAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
     # DOT's get_absoluteadmin_url() names a URL this site does not serve.
     view_on_site = False
 
+    def get_queryset(self, request):
+        # An access account's application is its machinery, managed on the account's page
+        # (keys, scopes, active): not listed, edited, regenerated or deleted as an application.
+        return super().get_queryset(request).filter(access_account__isnull=True)
+
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [

@@ -8,7 +8,6 @@ from django.utils.translation import gettext as _
 
 from oidc_provider import policy
 from oidc_provider.conf import oidc_settings
-from oidc_provider.models import Application
 
 from .. import charts, flows, services
 from ..forms import ApplicationForm, FlowCreateForm
@@ -92,7 +91,8 @@ def flow_chooser(request, model_admin):
 
 def application_credentials(request, model_admin, object_id):
     """What a developer needs to connect the application; its secret only the first time."""
-    app = get_object_or_404(Application, pk=object_id)
+    # The admin's own rows: an access account's application is not one of them.
+    app = get_object_or_404(model_admin.get_queryset(request), pk=object_id)
     if not model_admin.has_view_permission(request, app):
         raise PermissionDenied
     secret = pop_client_secret(request, app)
@@ -130,7 +130,8 @@ def application_credentials(request, model_admin, object_id):
 def regenerate_secret(request, model_admin, object_id):
     """Confirm, then give a confidential application a new secret; the old one stops working."""
     require(request, "application.regenerate_secret")
-    app = get_object_or_404(Application, pk=object_id)
+    # The admin's own rows: an access account's application is not one of them.
+    app = get_object_or_404(model_admin.get_queryset(request), pk=object_id)
     if app.is_public:
         messages.info(request, _("%(name)s is a public client: it has no secret (it proves itself with PKCE).") % {"name": app.name})
         return redirect(admin_url("oidc_provider_application_change", app.pk))

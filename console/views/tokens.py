@@ -6,7 +6,6 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from oidc_provider.models import Application
 
 from .. import services
 from ..permissions import require
@@ -25,7 +24,8 @@ def revocation_message(revoked):
 def revoke_application_tokens(request, model_admin, object_id):
     """Confirm, then revoke every token of one application (all its users must sign in again)."""
     require(request, "tokens.revoke")
-    app = get_object_or_404(Application, pk=object_id)
+    # The admin's own rows: an access account's application is not one of them.
+    app = get_object_or_404(model_admin.get_queryset(request), pk=object_id)
     if request.method == "POST":
         forget = bool(request.POST.get("forget_consents"))
         revoked = services.revoke_tokens(request.user, application=app, forget_consents=forget, request=request)
