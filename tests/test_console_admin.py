@@ -632,6 +632,16 @@ def test_audit_export_action(admin_client):
 # -- the dashboard ---------------------------------------------------------------------------------
 
 
+def test_every_state_select_of_the_policy_list_has_an_accessible_name(admin_client):
+    """WCAG 4.1.2: each of the 24 selects says which cell it sets."""
+    content = admin_client.get("/admin/oidc_provider/grantpolicy/").content.decode()
+
+    selects = re.findall(r"<select [^>]*name=\"form-\d+-state\"[^>]*>", content)
+    assert len(selects) == 24
+    assert all('aria-label="Policy for ' in select for select in selects)
+    assert 'aria-label="Policy for Single-page application: Implicit"' in content
+
+
 def test_dashboard_renders_charts_with_no_data(admin_client):
     response = admin_client.get("/admin/")
     assert response.status_code == 200
