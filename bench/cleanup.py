@@ -218,7 +218,7 @@ def main(argv=None):
               f"{sampler.summary(base_start, base_end)['longest_xact_s']:.2f} s / {during['longest_xact_s']:.2f} s "
               f"({during['longest_xact']}); backends waiting on a lock during: at most {during['lock_waiters_max']}, "
               f"the longest wait {during['lock_wait_max_s']:.2f} s")
-        print(f"\n| what | without clean-up | during clean-up | ratio |\n|---|---:|---:|---:|")
+        print("\n| what | without clean-up | during clean-up | ratio |\n|---|---:|---:|---:|")
         print(f"| growth rows removed per minute ({removed} in {command_s:.0f} s) | | "
               f"{removed / command_s * 60 if command_s else 0:,.0f} | |")
         for scenario in args.scenarios:

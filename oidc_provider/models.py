@@ -1,4 +1,3 @@
-from datetime import timedelta
 from secrets import token_urlsafe
 from urllib.parse import urlsplit
 
@@ -8,7 +7,6 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
-from oauth2_provider.settings import oauth2_settings
 
 from . import grants, secrets
 from .grants import (
